@@ -1,0 +1,3 @@
+"""perfmodel: numpy/scipy models of latency and speculative throughput (never imports torch)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""profiler: measures latency, acceptance and real speculative decoding runs (torch)."""
+
+__all__: list[str] = []
