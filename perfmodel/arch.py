@@ -1,0 +1,359 @@
+"""Architecture facts of a decoder-only transformer: parameter count, bytes, KV cache, FLOPs.
+
+``ArchSpec`` describes the two families the project profiles, as Hugging Face builds them:
+
+- ``"llama"`` (``LlamaForCausalLM``): RMSNorm, rotary positions (no position table), grouped-query
+  attention without biases, gated MLP (gate, up, down) without biases.
+- ``"opt"`` (``OPTForCausalLM``): pre-LayerNorm with weights and biases, a learned position table
+  of ``max_positions + 2`` rows (HF's offset of 2), multi-head attention and a two-matrix MLP, all
+  with biases. OPT-350m's projection of a smaller embedding (``word_embed_proj_dim``) is not
+  modelled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["FAMILIES", "ArchSpec"]
+
+FAMILIES = ("llama", "opt")
+
+# HF's OPTLearnedPositionalEmbedding allocates max_position_embeddings + 2 rows: positions start
+# at 2 because fairseq reserved 0..1 for padding.
+_OPT_POSITION_OFFSET = 2
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A decoder-only transformer's shape.
+
+    Parameters
+    ----------
+    layers : int
+        Decoder layers L, >= 1.
+    hidden : int
+        Model width h, >= 1; divisible by ``heads``.
+    ffn : int
+        MLP inner width, >= 1 (``intermediate_size`` for llama, ``ffn_dim`` for OPT).
+    heads : int
+        Attention (query) heads, >= 1.
+    kv_heads : int
+        Key/value heads, >= 1, dividing ``heads`` (grouped-query attention when smaller). OPT has
+        no GQA, so ``kv_heads == heads`` there.
+    vocab : int
+        Vocabulary size (rows of the embedding table), >= 1.
+    tied_embeddings : bool
+        Whether the LM head shares the input embedding matrix.
+    family : {"llama", "opt"}
+        Layer layout (see the module docstring).
+    bytes_per_param : float
+        Bytes per stored parameter and per KV-cache element (2.0 for bf16/fp16), > 0.
+    max_positions : int
+        Longest context (``max_position_embeddings``), >= 1; sizes OPT's position table.
+    name : str, optional
+        Display name, e.g. the preset's.
+    source : str, optional
+        Where the numbers come from (a hub id, a config.json path).
+
+    Examples
+    --------
+    >>> spec = ArchSpec(layers=32, hidden=4096, ffn=11008, heads=32, kv_heads=32, vocab=32000,
+    ...                 tied_embeddings=False, family="llama")
+    >>> spec.param_count
+    6738415616
+    >>> spec.head_dim, spec.kv_cache_bytes_per_token
+    (128, 524288.0)
+    """
+
+    layers: int
+    hidden: int
+    ffn: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    tied_embeddings: bool
+    family: str
+    bytes_per_param: float = 2.0
+    max_positions: int = 2048
+    name: str | None = None
+    source: str | None = None
+    head_dim: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for field in ("layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "max_positions"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"`{field}` must be an integer >= 1, but got {field}={value!r}.")
+        if not isinstance(self.tied_embeddings, bool | np.bool_):
+            raise ValueError(
+                f"`tied_embeddings` must be a bool, but got tied_embeddings={self.tied_embeddings!r}."
+            )
+        if self.family not in FAMILIES:
+            raise ValueError(f"`family in {FAMILIES}` must hold, but got family={self.family!r}.")
+        if self.hidden % self.heads:
+            raise ValueError(
+                "`hidden % heads == 0` must hold, but got "
+                f"hidden={self.hidden} and heads={self.heads}."
+            )
+        if self.heads % self.kv_heads:
+            raise ValueError(
+                "`heads % kv_heads == 0` must hold, but got "
+                f"heads={self.heads} and kv_heads={self.kv_heads}."
+            )
+        if self.family == "opt" and self.kv_heads != self.heads:
+            raise ValueError(
+                "`kv_heads == heads` must hold for family='opt' (OPT has no grouped-query "
+                f"attention), but got heads={self.heads} and kv_heads={self.kv_heads}."
+            )
+        bpp = self.bytes_per_param
+        if isinstance(bpp, bool) or not isinstance(bpp, int | float) or not 0 < bpp < float("inf"):
+            raise ValueError(f"`bytes_per_param > 0` must hold, but got bytes_per_param={bpp!r}.")
+        object.__setattr__(self, "head_dim", self.hidden // self.heads)
+
+    # --- parameter counts -------------------------------------------------------------------------
+
+    @property
+    def layer_param_count(self) -> int:
+        """Parameters of one decoder layer (attention, MLP, norms, and biases for OPT)."""
+        h, kv = self.hidden, self.kv_heads * self.head_dim
+        attention = 2 * h * h + 2 * h * kv  # q, o: (h, h); k, v: (h, kv_heads·head_dim)
+        if self.family == "llama":
+            mlp = 3 * h * self.ffn  # gate, up, down
+            norms = 2 * h  # two RMSNorm weights
+            return attention + mlp + norms
+        attention += 2 * h + 2 * kv  # q, k, v, out_proj biases
+        mlp = 2 * h * self.ffn + self.ffn + h  # fc1, fc2 with biases
+        norms = 2 * 2 * h  # two LayerNorms, weight and bias
+        return attention + mlp + norms
+
+    @property
+    def embedding_param_count(self) -> int:
+        """Input-side tables: token embeddings, plus OPT's learned position embeddings."""
+        tokens = self.vocab * self.hidden
+        if self.family == "opt":
+            return tokens + (self.max_positions + _OPT_POSITION_OFFSET) * self.hidden
+        return tokens
+
+    @property
+    def final_norm_param_count(self) -> int:
+        """The norm after the last layer: RMSNorm weight (llama), LayerNorm weight+bias (OPT)."""
+        return self.hidden if self.family == "llama" else 2 * self.hidden
+
+    @property
+    def lm_head_param_count(self) -> int:
+        """Parameters the LM head adds: vocab·hidden, or 0 when tied to the embeddings."""
+        return 0 if self.tied_embeddings else self.vocab * self.hidden
+
+    @property
+    def fixed_param_count(self) -> int:
+        """Parameters outside the decoder layers (the T_fixed part of a depth decomposition)."""
+        return self.embedding_param_count + self.final_norm_param_count + self.lm_head_param_count
+
+    @property
+    def param_count(self) -> int:
+        """Total parameters, counted as ``model.num_parameters()`` counts them in HF.
+
+        Notes
+        -----
+        N = L·N_layer + N_embed + N_final_norm + N_lm_head (tied weights counted once).
+
+        References
+        ----------
+        Hugging Face transformers ``modeling_llama.py`` and ``modeling_opt.py``; checked against
+        ``num_parameters()`` in ``tests/profiler_tests/test_arch_vs_hf.py``.
+        """
+        return self.layers * self.layer_param_count + self.fixed_param_count
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes of all parameters at ``bytes_per_param``."""
+        return self.param_count * self.bytes_per_param
+
+    @property
+    def kv_cache_bytes_per_token(self) -> float:
+        """KV-cache bytes one token adds in one sequence: 2·L·kv_heads·head_dim·bytes_per_param."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.bytes_per_param
+
+    # --- FLOPs --------------------------------------------------------------------------------------
+
+    @property
+    def layer_matmul_params(self) -> int:
+        """Weights of one layer that enter a matrix product (no norms, no biases)."""
+        h, kv = self.hidden, self.kv_heads * self.head_dim
+        mlp = (3 if self.family == "llama" else 2) * h * self.ffn
+        return 2 * h * h + 2 * h * kv + mlp
+
+    def layer_flops_per_token(self, context: ArrayLike) -> float | NDArray:
+        """FLOPs one new token costs in one layer, attending to ``context`` cached tokens.
+
+        Parameters
+        ----------
+        context : int or array_like
+            n, keys/values the token attends to, >= 0.
+
+        Returns
+        -------
+        float or ndarray
+            FLOPs (multiply and add counted as 2).
+
+        Notes
+        -----
+        2·N_matmul,layer + 4·h·n: the weight products, plus Q·Kᵀ (2·heads·head_dim·n) and the
+        weighted sum of V (same). Norms, softmax, rotary and activations are left out (O(h), not
+        O(h²)).
+
+        References
+        ----------
+        Kaplan et al., "Scaling Laws for Neural Language Models", 2020, Table 1.
+        """
+        n = _check_context(context)
+        out = 2.0 * self.layer_matmul_params + 4.0 * self.hidden * n
+        return out.item() if out.ndim == 0 else out
+
+    @property
+    def fixed_flops_per_token(self) -> float:
+        """FLOPs per token outside the layers: the LM head product, 2·vocab·hidden (tied or not)."""
+        return 2.0 * self.vocab * self.hidden
+
+    def flops_per_token(self, context: ArrayLike) -> float | NDArray:
+        """FLOPs of a forward pass per new token at context length n.
+
+        Parameters
+        ----------
+        context : int or array_like
+            n, tokens attended to, >= 0.
+
+        Returns
+        -------
+        float or ndarray
+            FLOPs per token.
+
+        Notes
+        -----
+        L·(2·N_matmul,layer + 4·h·n) + 2·vocab·h ≈ 2·N + 4·L·h·n; embedding look-ups cost no
+        FLOPs.
+
+        References
+        ----------
+        Kaplan et al. 2020, Table 1; Chinchilla (Hoffmann et al. 2022), Appendix F.
+
+        Examples
+        --------
+        >>> from perfmodel.presets import get_preset
+        >>> f"{get_preset('llama-7b').flops_per_token(0):.3e}"
+        '1.321e+10'
+        """
+        n = _check_context(context)
+        out = self.layers * np.asarray(self.layer_flops_per_token(n)) + self.fixed_flops_per_token
+        return out.item() if out.ndim == 0 else out
+
+    # --- construction -------------------------------------------------------------------------------
+
+    def replace(self, **overrides: Any) -> ArchSpec:
+        """A validated copy with some fields changed (e.g. ``layers=5`` for a shallow draft)."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self) if f.init}
+        if unknown:
+            raise ValueError(
+                f"ArchSpec has no field {sorted(unknown)}; fields: {self._field_names()}."
+            )
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The constructor's fields as a plain dict (``ArchSpec(**spec.to_dict()) == spec``)."""
+        return {name: getattr(self, name) for name in self._field_names()}
+
+    @classmethod
+    def _field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if f.init]
+
+    @classmethod
+    def from_hf_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        source: str | None = None,
+        bytes_per_param: float = 2.0,
+    ) -> ArchSpec:
+        """Build a spec from a Hugging Face ``config.json`` dict (``model_type`` llama or opt).
+
+        Raises ``ValueError`` for other model types and for options the spec does not model
+        (attention or MLP biases in llama, a head_dim other than hidden/heads, OPT's
+        ``word_embed_proj_dim != hidden``, OPT without the final LayerNorm).
+        """
+        kind = config.get("model_type")
+        if kind == "llama":
+            hidden, heads = config["hidden_size"], config["num_attention_heads"]
+            if config.get("head_dim") not in (None, hidden // heads):
+                raise ValueError(
+                    "`head_dim == hidden_size // num_attention_heads` must hold, but got "
+                    f"head_dim={config['head_dim']}."
+                )
+            for flag in ("attention_bias", "mlp_bias"):
+                if config.get(flag):
+                    raise ValueError(
+                        f"`{flag}` must be false for an ArchSpec, but got {flag}=True."
+                    )
+            return cls(
+                layers=config["num_hidden_layers"],
+                hidden=hidden,
+                ffn=config["intermediate_size"],
+                heads=heads,
+                kv_heads=config.get("num_key_value_heads") or heads,
+                vocab=config["vocab_size"],
+                tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+                family="llama",
+                bytes_per_param=bytes_per_param,
+                max_positions=config.get("max_position_embeddings", 2048),
+                name=name,
+                source=source,
+            )
+        if kind == "opt":
+            hidden = config["hidden_size"]
+            if config.get("word_embed_proj_dim", hidden) != hidden:
+                raise ValueError(
+                    "`word_embed_proj_dim == hidden_size` must hold, but got "
+                    f"word_embed_proj_dim={config['word_embed_proj_dim']} and hidden_size={hidden}."
+                )
+            if not config.get("do_layer_norm_before", True) or config.get(
+                "_remove_final_layer_norm"
+            ):
+                raise ValueError(
+                    "OPT configs without a final LayerNorm (opt-350m) are not modelled."
+                )
+            heads = config["num_attention_heads"]
+            return cls(
+                layers=config["num_hidden_layers"],
+                hidden=hidden,
+                ffn=config["ffn_dim"],
+                heads=heads,
+                kv_heads=heads,
+                vocab=config["vocab_size"],
+                tied_embeddings=bool(config.get("tie_word_embeddings", True)),
+                family="opt",
+                bytes_per_param=bytes_per_param,
+                max_positions=config.get("max_position_embeddings", 2048),
+                name=name,
+                source=source,
+            )
+        raise ValueError(
+            f"`model_type in ('llama', 'opt')` must hold, but got model_type={kind!r}."
+        )
+
+
+def _check_context(context: ArrayLike) -> NDArray[np.float64]:
+    try:
+        n = np.asarray(context, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`context` must be a number of tokens, but got context={context!r}."
+        ) from None
+    if not (np.isfinite(n) & (n >= 0)).all():
+        raise ValueError(f"`context >= 0` must hold, but got context={context!r}.")
+    return n
