@@ -56,7 +56,7 @@ def _check_probability(value: ArrayLike, name: str) -> NDArray[np.float64]:
 def _check_gamma(value: ArrayLike, name: str = "gamma") -> NDArray[np.int64]:
     arr = _as_float_array(value, name)
     if (arr < 0).any() or (arr != np.round(arr)).any() or np.isinf(arr).any():
-        raise ValueError(f"`{name}` must be an integer >= 0, but got {name}={_show(value)}.")
+        raise ValueError(f"`{name} >= 0` must hold (an integer), but got {name}={_show(value)}.")
     return arr.astype(np.int64)
 
 

@@ -80,7 +80,7 @@ def _ask(fn: LatencyFn, name: str, batch: NDArray, context: NDArray, query: Arra
 def _check_batch_context(batch: ArrayLike, context: ArrayLike) -> tuple[NDArray, NDArray]:
     b = _as_float_array(batch, "batch")
     if (b < 1).any() or (b != np.round(b)).any():
-        raise ValueError(f"`batch` must be an integer >= 1, but got batch={_show(batch)}.")
+        raise ValueError(f"`batch >= 1` must hold (an integer), but got batch={_show(batch)}.")
     n = _check_gamma(context, "context")
     return b.astype(np.int64), n
 
