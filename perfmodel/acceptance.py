@@ -409,7 +409,8 @@ def acceptance_rate_from_tokens_per_step(
             "`1 <= expected_tokens_per_step <= gamma + 1` must hold, but got "
             f"expected_tokens_per_step={_show(expected_tokens_per_step)} with gamma={_show(gamma)}."
         )
-    out = _bisect_alpha(tau, g)
+    # the ends exactly: the bisection would stop within _ALPHA_ONE_TOL of α = 1
+    out = np.where(tau >= g + 1, 1.0, np.where(tau <= 1, 0.0, _bisect_alpha(tau, g)))
     return out.item() if out.ndim == 0 else out
 
 

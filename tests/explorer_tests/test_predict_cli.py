@@ -1,0 +1,124 @@
+"""`specdec predict`: the JSON contract, the text table and exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from explorer.cli import main
+from perfmodel import expected_tokens_per_step
+
+BASE = ["predict", "--alpha", "0.8", "--gamma", "4", "--draft-ms", "2", "--target-ms", "20"]
+KEYS = {
+    "expected_tokens_per_step",
+    "step_ms",
+    "tokens_per_s",
+    "baseline_tokens_per_s",
+    "speedup",
+    "optimal_gamma",
+    "optimal_speedup",
+    "draft_ms",
+    "verify_ms",
+    "overhead_ms",
+    "acceptance_rate",
+    "gamma",
+    "batch",
+}
+
+
+def _json(capsys, argv):
+    assert main(argv + ["--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def test_json_keys_and_values(capsys):
+    r = _json(capsys, BASE)
+    assert KEYS <= set(r)
+    tau = expected_tokens_per_step(0.8, 4)
+    assert r["expected_tokens_per_step"] == pytest.approx(tau)
+    assert r["step_ms"] == pytest.approx(28.0)
+    assert r["verify_ms"] == 20.0  # no --verify-ms: the verification pass costs --target-ms
+    assert r["tokens_per_s"] == pytest.approx(1000 * tau / 28.0)
+    assert r["baseline_tokens_per_s"] == pytest.approx(50.0)
+    assert r["speedup"] == pytest.approx(tau * 20 / 28)
+    assert r["optimal_gamma"] == 6 and r["optimal_speedup"] >= r["speedup"]
+    assert len(r["speedup_curve"]) == 17
+
+
+def test_verify_overhead_batch(capsys):
+    argv = BASE + ["--verify-ms", "25", "--overhead-ms", "1", "--batch", "4"]
+    r = _json(capsys, argv)
+    assert r["verify_ms"] == 25.0 and r["overhead_ms"] == 1.0 and r["step_ms"] == 34.0
+    assert r["baseline_tokens_per_s"] == pytest.approx(4 * 1000 / 20)
+    assert r["batch"] == 4
+
+
+def test_position_acceptance(capsys):
+    argv = ["predict", "--position-acceptance", "0.9,0.8,0.7,0.6", "--gamma", "3"]
+    r = _json(capsys, argv + ["--draft-ms", "2", "--target-ms", "20"])
+    assert r["expected_tokens_per_step"] == pytest.approx(1 + 0.9 + 0.72 + 0.504)
+    assert r["acceptance_rate"] is None and r["position_acceptance"] == [0.9, 0.8, 0.7, 0.6]
+    assert r["gamma_max"] == 4  # the curve stops where the vector does
+
+
+def test_text_table(capsys):
+    assert main(BASE) == 0
+    out = capsys.readouterr().out
+    for label in ("expected tokens per step", "tokens/s", "speedup", "best gamma"):
+        assert label in out
+    assert "2.401x" in out
+
+
+BAD = [
+    ("alpha>1", ["--alpha", "1.2", "--gamma", "4"]),
+    ("alpha<0", ["--alpha", "-0.1", "--gamma", "4"]),
+    ("gamma<0", ["--alpha", "0.5", "--gamma", "-1"]),
+    ("vector short", ["--position-acceptance", "0.9,0.8", "--gamma", "4"]),
+    ("vector >1", ["--position-acceptance", "0.9,1.8", "--gamma", "2"]),
+    ("vector text", ["--position-acceptance", "0.9,x", "--gamma", "1"]),
+    ("both", ["--alpha", "0.5", "--position-acceptance", "0.5", "--gamma", "1"]),
+    ("neither", ["--gamma", "1"]),
+]
+LATENCY = ["--draft-ms", "2", "--target-ms", "20"]
+BAD += [
+    ("draft 0", ["--alpha", "0.5", "--gamma", "4", "--draft-ms", "0", "--target-ms", "20"]),
+    ("target<0", ["--alpha", "0.5", "--gamma", "4", "--draft-ms", "2", "--target-ms", "-20"]),
+    ("verify 0", ["--alpha", "0.5", "--gamma", "4", *LATENCY, "--verify-ms", "0"]),
+    ("overhead<0", ["--alpha", "0.5", "--gamma", "4", *LATENCY, "--overhead-ms", "-1"]),
+    ("batch 0", ["--alpha", "0.5", "--gamma", "4", *LATENCY, "--batch", "0"]),
+]
+
+
+@pytest.mark.parametrize("name,args", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_exits_2_with_one_line(capsys, name, args):
+    argv = ["predict", *args] + ([] if "--draft-ms" in args else LATENCY)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    assert code == 2, argv
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
+
+
+def test_console_script_subprocess():
+    exe = shutil.which("specdec") or str(
+        __import__("pathlib").Path(sys.executable).with_name("specdec")
+    )
+    ok = subprocess.run([exe, *BASE, "--json"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert KEYS <= set(json.loads(ok.stdout.strip().splitlines()[-1]))
+    bad = subprocess.run(
+        [exe, "predict", "--alpha", "2", "--gamma", "1", *LATENCY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "acceptance_rate" in bad.stderr

@@ -1,0 +1,75 @@
+"""ArchSpec.param_count equals Hugging Face's num_parameters() for Llama and OPT model classes.
+
+The models are built on the meta device: shapes only, no memory, no weights.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from perfmodel import ArchSpec  # noqa: E402
+
+CASES = [
+    # (family, layers, hidden, ffn, heads, kv_heads, vocab, tied, max_positions)
+    ("llama", 2, 64, 176, 4, 4, 1000, False, 128),
+    ("llama", 3, 96, 256, 6, 2, 777, False, 256),  # grouped-query attention
+    ("llama", 1, 64, 128, 8, 1, 500, True, 64),  # multi-query, tied embeddings
+    ("opt", 2, 64, 256, 4, 4, 1000, True, 128),
+    ("opt", 3, 96, 384, 6, 6, 777, False, 300),  # untied LM head
+]
+
+
+def _hf_model(family, layers, hidden, ffn, heads, kv_heads, vocab, tied, max_positions):
+    if family == "llama":
+        config = transformers.LlamaConfig(
+            num_hidden_layers=layers,
+            hidden_size=hidden,
+            intermediate_size=ffn,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            vocab_size=vocab,
+            tie_word_embeddings=tied,
+            max_position_embeddings=max_positions,
+        )
+        cls = transformers.LlamaForCausalLM
+    else:
+        config = transformers.OPTConfig(
+            num_hidden_layers=layers,
+            hidden_size=hidden,
+            word_embed_proj_dim=hidden,
+            ffn_dim=ffn,
+            num_attention_heads=heads,
+            vocab_size=vocab,
+            tie_word_embeddings=tied,
+            max_position_embeddings=max_positions,
+        )
+        cls = transformers.OPTForCausalLM
+    with torch.device("meta"):
+        return config, cls(config)
+
+
+@pytest.mark.parametrize(
+    "case", CASES, ids=[f"{c[0]}-L{c[1]}-h{c[2]}-kv{c[5]}-tied{c[7]}" for c in CASES]
+)
+def test_param_count_matches_hf(case):
+    family, layers, hidden, ffn, heads, kv_heads, vocab, tied, max_positions = case
+    config, model = _hf_model(*case)
+    spec = ArchSpec(
+        layers=layers,
+        hidden=hidden,
+        ffn=ffn,
+        heads=heads,
+        kv_heads=kv_heads,
+        vocab=vocab,
+        tied_embeddings=tied,
+        family=family,
+        max_positions=max_positions,
+    )
+    assert spec.param_count == model.num_parameters(), case
+    assert ArchSpec.from_hf_config(config.to_dict()) == spec
+    # the decomposition the profiler uses: one layer's parameters
+    layer = model.model.layers[0] if family == "llama" else model.model.decoder.layers[0]
+    assert spec.layer_param_count == sum(p.numel() for p in layer.parameters()), case
