@@ -36,6 +36,17 @@ def _configs(size: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _time(fn, repeats: int) -> list[float]:
     fn()  # warm-up: first-touch page faults, numpy dispatch caches
     samples = []
@@ -76,9 +87,7 @@ def main() -> None:
     point_rate = args.size / point_s
     curve_rate = curve_size * 17 / curve_s
     spread = (max(point) - min(point)) / point_s
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}"
-    )
+    print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs, numpy {np.__version__}")
     print(
         f"speculative_throughput: {args.size:,} configurations in {point_s * 1e3:.1f} ms "
         f"(median of {args.repeats}, spread {spread:.0%}) -> {point_rate:.3g} configurations/s"
@@ -99,6 +108,7 @@ def main() -> None:
                 "curve_points_per_s": curve_rate,
                 "goal_configs_per_s": 1e6,
                 "goal_met": point_rate >= 1e6,
+                "cpu": _cpu_name(),
                 "cpus": os.cpu_count(),
                 "numpy": np.__version__,
             }
