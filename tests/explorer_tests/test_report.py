@@ -1,0 +1,122 @@
+"""`specdec report`: one self-contained HTML file with every section; bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import optuna
+import pytest
+
+from explorer import cli
+from explorer.report import SECTION_KEYS, mask_storage_url, write_report
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory) -> str:
+    """An SQLite storage holding one small two-objective study named 'tiny'."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('study') / 'search.db'}"
+    study = optuna.create_study(
+        study_name="tiny",
+        storage=url,
+        directions=["maximize", "minimize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+
+    def objective(trial):
+        depth = trial.suggest_int("depth", 1, 8)
+        hidden = trial.suggest_int("hidden", 128, 1024, step=128)
+        gamma = trial.suggest_int("gamma", 1, 8)
+        return 100.0 / (depth + hidden / 1024) + gamma, depth * hidden**2
+
+    study.optimize(objective, n_trials=12)
+    return url
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, storage):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    summary = write_report(out, study_name="tiny", storage=storage)
+    return out, out.read_text(encoding="utf-8"), summary
+
+
+def test_report_has_every_section(report):
+    _, text, summary = report
+    for key in SECTION_KEYS:
+        assert f'<section id="{key}">' in text, key
+        assert key in summary["sections"], key
+    assert summary["sections"]["landscape"]["status"] == "ok"
+    assert summary["sections"]["search"]["status"] == "ok"
+    assert summary["sections"]["search"]["complete_trials"] == 12
+
+
+def test_report_is_self_contained(report):
+    _, text, summary = report
+    assert not re.search(r"<script[^>]+src=[\"']?(https?:)?//", text, re.IGNORECASE)
+    assert not re.search(r"<link[^>]+href=[\"']?(https?:)?//", text, re.IGNORECASE)
+    # plotly.js inlined exactly once, in <head>, before any figure.
+    assert text.count("* plotly.js v") == 1
+    head, body = text.split("</head>", 1)
+    assert "* plotly.js v" in head
+    assert body.count('class="plotly-graph-div"') == summary["figures"] >= 7
+
+
+def test_sections_without_data_say_so_without_numbers(tmp_path):
+    out = tmp_path / "r.html"
+    missing_db = tmp_path / "none.db"
+    summary = write_report(out, storage=f"sqlite:///{missing_db}")
+    search = summary["sections"]["search"]
+    # An explicit storage that holds no study: the section says so.
+    assert search["status"] == "no data" and "no study" in search["reason"]
+    text = out.read_text(encoding="utf-8")
+    block = text.split('<section id="search">', 1)[1].split("</section>", 1)[0]
+    assert 'class="missing"' in block and "plotly-graph-div" not in block
+
+
+def test_cli_report_json(tmp_path, storage, capsys):
+    out = tmp_path / "cli.html"
+    code = cli.main(
+        ["report", "--out", str(out), "--study", "tiny", "--storage", storage, "--json"]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["path"] == str(out) and out.is_file()
+    assert set(result["sections"]) == set(SECTION_KEYS)
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--study", "no-such-study"], "study 'no-such-study' does not exist"),
+        (["--profiles", "{empty}"], "holds no profile CSV"),
+        (["--profiles", "{missing}"], "does not exist"),
+        (["--validation", "{missing}"], "does not exist"),
+    ],
+)
+def test_cli_report_bad_input_exits_2_with_one_line(tmp_path, storage, capsys, extra, match):
+    (tmp_path / "empty").mkdir()
+    extra = [e.format(empty=tmp_path / "empty", missing=tmp_path / "missing.csv") for e in extra]
+    out = tmp_path / "bad.html"
+    code = cli.main(["report", "--out", str(out), "--storage", storage, *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and match in err, err
+    assert not out.exists()
+
+
+def test_unknown_study_lists_the_studies_there(tmp_path, storage):
+    with pytest.raises(ValueError, match="'tiny'"):
+        write_report(tmp_path / "x.html", study_name="other", storage=storage)
+
+
+def test_out_must_be_html(tmp_path):
+    with pytest.raises(ValueError, match=".html"):
+        write_report(tmp_path / "x.pdf")
+
+
+def test_storage_password_is_masked():
+    masked = mask_storage_url("postgresql+psycopg://user:s3cret@db:5432/optuna")
+    assert "s3cret" not in masked and "***" in masked
+    assert mask_storage_url("sqlite:///runs/search.db") == "sqlite:///runs/search.db"
