@@ -1,0 +1,93 @@
+"""The draft space: every suggestion is a valid shape; bounds from files; empty spaces rejected."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from explorer.space import DraftConfig, SearchSpace, suggest_config
+from perfmodel.presets import get_preset
+
+from .search_support import TINY_SPACE
+
+
+def test_suggestions_are_valid_shapes_and_in_the_enumeration():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    grid = {tuple(r) for r in TINY_SPACE.enumerate().itertuples(index=False)}
+    assert len(grid) <= TINY_SPACE.size
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(60):
+        trial = study.ask()
+        cfg = suggest_config(trial, TINY_SPACE)
+        study.tell(trial, 0.0)
+        assert cfg.hidden % cfg.heads == 0 and cfg.heads % cfg.kv_heads == 0, cfg
+        assert cfg.ffn % 64 == 0 and cfg.ffn >= 2 * cfg.hidden, cfg
+        assert tuple(cfg.to_dict().values()) in grid, cfg
+
+
+def test_for_target_scales_with_the_target():
+    small = SearchSpace.for_target(get_preset("llama-7b"))
+    big = SearchSpace.for_target(get_preset("llama-65b"))
+    assert small.hidden_max <= 4096 // 2 and big.hidden_max <= 8192 // 2
+    assert big.hidden_step > small.hidden_step
+    assert len(small.enumerate()) > 0
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_from_file(tmp_path, suffix):
+    path = tmp_path / f"space{suffix}"
+    if suffix == ".toml":
+        path.write_text(
+            "depth = [2, 3]\nhidden = [128, 256]\nhidden_step = 128\nhead_dims = [64]\ngamma = [2, 4]\n"
+        )
+    else:
+        path.write_text(
+            json.dumps(
+                {
+                    "depth": [2, 3],
+                    "hidden": [128, 256],
+                    "hidden_step": 128,
+                    "head_dims": [64],
+                    "gamma": [2, 4],
+                }
+            )
+        )
+    s = SearchSpace.from_file(path)
+    assert (s.depth_min, s.depth_max, s.hidden_min, s.hidden_max, s.gamma_min, s.gamma_max) == (
+        2,
+        3,
+        128,
+        256,
+        2,
+        4,
+    )
+    assert s.head_dims == (64,)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"depth_min": 5, "depth_max": 2}, "depth_min <= depth_max"),
+        ({"hidden_min": 2048, "hidden_max": 1024}, "hidden_min <= hidden_max"),
+        ({"head_dims": ()}, "at least one value"),
+        ({"hidden_step": 96, "hidden_min": 96}, "hidden_step % head_dim == 0"),
+        ({"kv_group_sizes": (3,)}, "powers of two"),
+        ({"unknown": 1}, "unknown keys"),
+    ],
+)
+def test_empty_or_invalid_spaces_are_rejected(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        TINY_SPACE.with_overrides(**overrides)
+
+
+def test_draft_config_rules():
+    with pytest.raises(ValueError, match="hidden % heads == 0"):
+        DraftConfig(depth=1, hidden=100, ffn=256, heads=3, kv_heads=1, gamma=2)
+    with pytest.raises(ValueError, match="heads % kv_heads == 0"):
+        DraftConfig(depth=1, hidden=128, ffn=256, heads=4, kv_heads=3, gamma=2)
+    arch = DraftConfig(depth=2, hidden=128, ffn=256, heads=2, kv_heads=1, gamma=2).arch(
+        get_preset("llama-7b")
+    )
+    assert arch.vocab == 32000 and arch.layers == 2 and arch.head_dim == 64
