@@ -1,0 +1,226 @@
+"""Load causal LMs and tokenizers from local Hugging Face folders, and check that a pair fits.
+
+Acceptance and real runs need trained weights (DESIGN.md, "Contracts"); this module is the one
+place that turns a folder into an eval-mode model. Every failure is a ``ValueError`` that names
+the folder and the reason, so the CLI can exit 2 with one line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+__all__ = [
+    "DTYPES",
+    "ModelPair",
+    "check_same_vocabulary",
+    "load_causal_lm",
+    "load_pair",
+    "load_tokenizer",
+    "resolve_device",
+]
+
+# names accepted by --dtype; "auto" keeps the dtype the weights were saved in
+DTYPES = {
+    "auto": "auto",
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``None`` or ``"auto"``: the first CUDA device when there is one, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"`device` must name a torch device, but got {device=}.") from None
+
+
+def _check_folder(folder: str | os.PathLike[str], what: str) -> Path:
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(
+            f"`{what}` must be a local Hugging Face folder, but got {str(path)!r} (no such folder)."
+        )
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"`{what}` must be a Hugging Face model folder, but {str(path)!r} has no config.json."
+        )
+    return path
+
+
+def load_causal_lm(
+    folder: str | os.PathLike[str],
+    *,
+    dtype: str | torch.dtype = "float32",
+    device: str | torch.device | None = None,
+    trust_remote_code: bool = False,
+    attn_implementation: str = "sdpa",
+    what: str = "model",
+) -> PreTrainedModel:
+    """Load a causal LM from a local folder, in eval mode, on ``device``.
+
+    Parameters
+    ----------
+    folder : path
+        A Hugging Face model folder (config.json and weights).
+    dtype : str or torch.dtype
+        A key of :data:`DTYPES` or a torch dtype; "auto" keeps the saved dtype.
+    device : str, torch.device or None
+        Where to put the model; None picks CUDA when available.
+    trust_remote_code : bool
+        Allow custom modelling code from the folder (off unless asked).
+    attn_implementation : str
+        "sdpa" (default) or "eager"; the engine builds masks for these two.
+    what : str
+        Name of the argument in error messages ("target", "draft").
+
+    Returns
+    -------
+    PreTrainedModel
+        The model, eval mode, gradients off.
+    """
+    path = _check_folder(folder, what)
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"`dtype in {sorted(DTYPES)}` must hold, but got {dtype=}.")
+        dtype = DTYPES[dtype]
+    has_safetensors = any(path.glob("*.safetensors"))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=dtype,
+            use_safetensors=True if has_safetensors else None,
+            trust_remote_code=trust_remote_code,
+            attn_implementation=attn_implementation,
+            local_files_only=True,
+        )
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ValueError(
+            f"`{what}` could not be loaded as a causal LM from {str(path)!r}: {reason}"
+        ) from None
+    model.eval()
+    model.requires_grad_(False)
+    return model.to(resolve_device(device) if not isinstance(device, torch.device) else device)
+
+
+def load_tokenizer(
+    folder: str | os.PathLike[str], *, trust_remote_code: bool = False, what: str = "tokenizer"
+):
+    """Load the tokenizer saved in ``folder`` (``AutoTokenizer``); ValueError if there is none."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(
+            f"`{what}` must be a local folder, but got {str(path)!r} (no such folder)."
+        )
+    try:
+        return AutoTokenizer.from_pretrained(
+            path, trust_remote_code=trust_remote_code, local_files_only=True
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ValueError(
+            f"`{what}` folder {str(path)!r} holds no loadable tokenizer: {reason}"
+        ) from None
+
+
+def _has_tokenizer(path: Path) -> bool:
+    names = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+    return any((path / n).is_file() for n in names)
+
+
+def _logit_width(model: PreTrainedModel) -> int:
+    head = model.get_output_embeddings()
+    if head is not None and hasattr(head, "weight"):
+        return int(head.weight.shape[0])
+    return int(model.config.vocab_size)
+
+
+def check_same_vocabulary(
+    target: PreTrainedModel,
+    draft: PreTrainedModel,
+    *,
+    target_tokenizer=None,
+    draft_tokenizer=None,
+) -> None:
+    """Raise ``ValueError`` unless target and draft score the same token ids.
+
+    Verification compares the two models' distributions id by id, so they need the same logit
+    width and, when both tokenizers are known, the same token -> id map.
+    """
+    t_width, d_width = _logit_width(target), _logit_width(draft)
+    if t_width != d_width:
+        raise ValueError(
+            "`target and draft share a vocabulary` must hold, but got vocabulary sizes "
+            f"target={t_width} and draft={d_width}."
+        )
+    if target_tokenizer is not None and draft_tokenizer is not None:
+        t_vocab, d_vocab = target_tokenizer.get_vocab(), draft_tokenizer.get_vocab()
+        if t_vocab != d_vocab:
+            differ = sorted(set(t_vocab.items()) ^ set(d_vocab.items()))[:3]
+            raise ValueError(
+                "`target and draft share a vocabulary` must hold, but their tokenizers map tokens "
+                f"to different ids (for example {differ})."
+            )
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """A target, an optional draft, and the tokenizer they share."""
+
+    target: PreTrainedModel
+    draft: PreTrainedModel | None
+    tokenizer: object
+    target_path: Path
+    draft_path: Path | None
+
+
+def load_pair(
+    target: str | os.PathLike[str],
+    draft: str | os.PathLike[str] | None = None,
+    *,
+    dtype: str | torch.dtype = "float32",
+    device: str | torch.device | None = None,
+    trust_remote_code: bool = False,
+    tokenizer: str | os.PathLike[str] | None = None,
+) -> ModelPair:
+    """Load a target (and a draft) from local folders and check they share a vocabulary.
+
+    The tokenizer comes from ``tokenizer`` when given, else from the target's folder.
+    """
+    device = resolve_device(device) if not isinstance(device, torch.device) else device
+    target_path = Path(target)
+    target_model = load_causal_lm(
+        target_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code, what="target"
+    )
+    tok = load_tokenizer(
+        tokenizer or target_path, trust_remote_code=trust_remote_code, what="tokenizer"
+    )
+    draft_model, draft_path = None, None
+    if draft is not None:
+        draft_path = Path(draft)
+        draft_model = load_causal_lm(
+            draft_path,
+            dtype=dtype,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            what="draft",
+        )
+        draft_tok = None
+        if _has_tokenizer(draft_path):
+            draft_tok = load_tokenizer(
+                draft_path, trust_remote_code=trust_remote_code, what="draft"
+            )
+        check_same_vocabulary(
+            target_model, draft_model, target_tokenizer=tok, draft_tokenizer=draft_tok
+        )
+    return ModelPair(target_model, draft_model, tok, target_path, draft_path)
