@@ -7,12 +7,15 @@ the folder and the reason, so the CLI can exit 2 with one line.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 __all__ = [
     "DTYPES",
@@ -32,6 +35,20 @@ DTYPES = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
+
+
+@contextlib.contextmanager
+def _quiet_hf() -> Iterator[None]:
+    """No progress bars or info chatter on stderr while loading (the CLI's stderr is one line)."""
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -95,14 +112,15 @@ def load_causal_lm(
         dtype = DTYPES[dtype]
     has_safetensors = any(path.glob("*.safetensors"))
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=dtype,
-            use_safetensors=True if has_safetensors else None,
-            trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation,
-            local_files_only=True,
-        )
+        with _quiet_hf():
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=dtype,
+                use_safetensors=True if has_safetensors else None,
+                trust_remote_code=trust_remote_code,
+                attn_implementation=attn_implementation,
+                local_files_only=True,
+            )
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, ImportError) as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise ValueError(
@@ -123,9 +141,10 @@ def load_tokenizer(
             f"`{what}` must be a local folder, but got {str(path)!r} (no such folder)."
         )
     try:
-        return AutoTokenizer.from_pretrained(
-            path, trust_remote_code=trust_remote_code, local_files_only=True
-        )
+        with _quiet_hf():
+            return AutoTokenizer.from_pretrained(
+                path, trust_remote_code=trust_remote_code, local_files_only=True
+            )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise ValueError(
