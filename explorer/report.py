@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from perfmodel.atomic import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,7 +30,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import plotly.graph_objects as go
 
-__all__ = ["SECTION_KEYS", "Section", "build_report", "render_html", "write_report"]
+__all__ = [
+    "SECTION_KEYS",
+    "Section",
+    "build_report",
+    "load_study",
+    "render_html",
+    "write_report",
+]
 
 # Stable ids: the report's anchors, the test's checks and `specdec report --json`'s keys.
 SECTION_KEYS = ("landscape", "latency", "search", "validation", "zoo")
@@ -129,11 +138,76 @@ def latency_section(profiles: str | os.PathLike[str] | None) -> Section:
         "wide one wherever a layer's time is dominated by fixed costs rather than by its size. "
         "The roofline lower bound (bytes / bandwidth, FLOPs / peak) is drawn beside."
     )
-    try:
-        from explorer.figures import latency as fl
-    except ImportError as exc:  # the profiler's modules have not landed
-        return _missing("latency", title, intro, f"the latency figures are unavailable ({exc}).")
-    return fl.latency_section_blocks(profiles, title=title, intro=intro)
+    from explorer.figures import latency as fl
+
+    folder = Path(profiles) if profiles is not None else REPO_ROOT / "data" / "profiles"
+    if profiles is None and (not folder.is_dir() or not any(folder.rglob("*.fit.csv"))):
+        return _missing(
+            "latency",
+            title,
+            intro,
+            f"no profiles under {folder} (run `specdec profile`, or pass --profiles DIR).",
+        )
+    p = fl.load_profiles(folder)  # an explicit folder that is empty or malformed: ValueError
+    batch = 1 if (p.fits["batch"] == 1).any() else int(p.fits["batch"].min())
+    at_b = p.fits[p.fits["batch"] == batch]
+    query = 1 if (at_b["query"] == 1).any() else int(at_b["query"].min())
+    layer = fl.get_layer_latency_info(p, batch=batch, query=query)
+    token = fl.get_token_latency_info(p, batch=batch, query=query)
+    effect = fl.get_depth_effect_info(token)
+    blocks: list[Any] = [
+        f"Profiles read from {p.source}: {p.fits['model'].nunique()} models on "
+        f"{len(p.devices)} device(s) ({', '.join(p.devices)}); shown at batch {batch} with "
+        f"{query} new token(s) per row.",
+        fl.plot_layer_latency(layer),
+        fl.plot_token_latency(token),
+        fl.plot_depth_effect(token),
+    ]
+    if len(effect.depth):
+        blocks.append(
+            "Shapes of about the same parameter count (within 15%) but different depth; "
+            "'× fastest' is each shape's per-token latency over the fastest of its budget:"
+        )
+        blocks.append(fl.depth_effect_table(effect))
+    else:
+        blocks.append(
+            "No two profiled shapes have about the same parameter count (within 15%) at "
+            "different depths, so the depth effect cannot be read off a matched pair here."
+        )
+    blocks.append("The depth fits behind these figures (one row per profiled model):")
+    blocks.append(_fit_table(p.fits, batch=batch, query=query))
+    facts = {
+        "devices": list(p.devices),
+        "models": int(p.fits["model"].nunique()),
+        "batch": batch,
+        "query": query,
+    }
+    return Section("latency", title, intro, blocks, facts=facts)
+
+
+def _fit_table(fits: pd.DataFrame, *, batch: int, query: int) -> pd.DataFrame:
+    import pandas as pd
+
+    use = fits[(fits["batch"] == batch) & (fits["query"] == query)].copy()
+    use = use.sort_values(["device", "hidden", "layers", "context"])
+    table = pd.DataFrame(
+        {
+            "device": use["device"],
+            "model": use["model"],
+            "layers": use["layers"],
+            "hidden": use["hidden"],
+            "ffn": use["ffn"],
+            "context": use["context"],
+            "dtype": use["dtype"],
+            "T_fixed ms": use["t_fixed_ms"],
+            "T_layer ms": use["t_layer_ms"],
+            "roofline layer ms": use["roofline_layer_ms"],
+            "fit residual %": 100 * use["fit_rel_residual"],
+        }
+    )
+    if "whole_rel_error" in use:
+        table["whole vs composed %"] = 100 * use["whole_rel_error"]
+    return table.reset_index(drop=True)
 
 
 def search_section(
@@ -173,104 +247,186 @@ def search_section(
     return Section("search", title, intro, blocks, facts=facts)
 
 
-def validation_section(validation: str | os.PathLike[str] | None) -> Section:
-    """Predicted vs measured α, latency and tokens/s for validated drafts."""
+def validation_section(
+    validation: str | os.PathLike[str] | None, *, study: optuna.Study | None = None
+) -> Section:
+    """Predicted vs measured α, latency, tokens/s and speedup for every validated draft.
+
+    The table comes from ``validation`` (a file ``specdec validate`` wrote), else from the
+    study's trials that validation annotated (``measured_*`` user attributes).
+    """
+    import pandas as pd
+
+    from explorer.figures import validation as fv
+
     title = "Validation: predicted vs measured"
     intro = (
-        "Predictions are only worth what they are checked against. Validation trains the proposed "
-        "drafts, measures their latency and acceptance, and runs real speculative decoding with "
-        "them; each point compares what the model predicted with what was measured (on the "
-        "diagonal = exact)."
+        "Predictions are only worth what they are checked against. Validation trains (distils) "
+        "the drafts the search proposed, measures their latency and acceptance rate, and runs "
+        "real speculative decoding with them; each point compares what the model predicted "
+        "before the draft existed with what was measured (on the diagonal = exact)."
     )
-    try:
-        from explorer.figures import validation as fv
-    except ImportError as exc:
-        return _missing(
-            "validation", title, intro, f"the validation figures are unavailable ({exc})."
-        )
-    return fv.validation_section_blocks(validation, title=title, intro=intro)
+    if validation is not None:
+        frame, source = fv.load_table(validation), str(validation)
+    else:
+        frame, source = _validated_trials(study), f"study {study.study_name!r}" if study else ""
+        if frame is None:
+            reason = (
+                "no validation table was given (--validation FILE) and "
+                + (
+                    f"no trial of study {study.study_name!r} has measured values yet"
+                    if study is not None
+                    else "there is no study to read validated trials from"
+                )
+                + " (run `specdec validate --study NAME`)."
+            )
+            return _missing("validation", title, intro, reason)
+    info = fv.get_validation_info(frame)
+    errors = fv.validation_error_table(info)
+    blocks: list[Any] = [
+        f"{len(info.label)} validated draft(s) from {source}.",
+        fv.plot_predicted_vs_measured(info),
+        fv.plot_validation_errors(info),
+        "Errors per quantity (predicted / measured − 1):",
+        errors,
+        "Every validated draft:",
+        pd.DataFrame(frame),
+    ]
+    facts = {
+        "drafts": len(info.label),
+        "quantities": list(info.quantity),
+        "median_abs_error_pct": {
+            q: _finite(v) for q, v in zip(info.quantity, errors["median |error| %"], strict=True)
+        },
+    }
+    return Section("validation", title, intro, blocks, facts=facts)
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else float(value)  # NaN -> None for JSON
+
+
+def _validated_trials(study: optuna.Study | None) -> pd.DataFrame | None:
+    """Trials of ``study`` that carry measured values, as a validation table, or None."""
+    if study is None:
+        return None
+    from explorer.search import trials_frame
+
+    frame = trials_frame(study)
+    measured = [c for c in frame.columns if str(c).startswith("measured_")]
+    if frame.empty or not measured:
+        return None
+    frame = frame.dropna(subset=measured, how="all")
+    return frame if len(frame) else None
 
 
 def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
     """The zoo's measured drafts: shallow-wide vs deep-narrow at matched parameter counts."""
+    from explorer.figures import validation as fv
+
     title = "Shallow-wide vs deep-narrow drafts (model zoo)"
     intro = (
-        "The seed paper found that, at about the same parameter count, a shallow and wide draft "
-        "gives more speculative throughput than a deep and narrow one, because its latency is "
-        "lower while its acceptance rate is about the same. The zoo's drafts were all distilled "
-        "from the same target with the same token budget, and measured on this machine."
+        "The seed paper (Yan et al. 2024, 'Decoding Speculative Decoding') found that, at about "
+        "the same parameter count, a shallow and wide draft gives more speculative throughput "
+        "than a deep and narrow one: its latency is lower while its acceptance rate is about the "
+        "same. The zoo's drafts were all distilled from the same target with the same token "
+        "budget and measured on this machine (α̂ on HumanEval prompts, per-token latency, real "
+        "speculative runs). The model's prediction for each draft uses its measured α and "
+        "latencies, so any gap is the step model's."
     )
-    try:
-        from explorer.figures import validation as fv
-    except ImportError as exc:
-        return _missing("zoo", title, intro, f"the zoo figures are unavailable ({exc}).")
-    return fv.zoo_section_blocks(drafts_csv, title=title, intro=intro)
+    path = Path(drafts_csv) if drafts_csv is not None else REPO_ROOT / "data" / "zoo" / "drafts.csv"
+    if drafts_csv is None and not path.is_file():
+        return _missing(
+            "zoo",
+            title,
+            intro,
+            f"no zoo table at {path} (the zoo is built by scripts/build_zoo.sh).",
+        )
+    zoo = fv.get_zoo_info(fv.load_table(path))
+    pairs = fv.get_shape_pairs_info(zoo)
+    check = fv.get_validation_info(fv.zoo_validation_frame(zoo))
+    blocks: list[Any] = [
+        f"{len(zoo.name)} drafts from {path}.",
+        fv.plot_zoo_tradeoff(zoo),
+    ]
+    if len(pairs.shallow):
+        blocks += [
+            fv.plot_shape_pairs(pairs),
+            "Pairs of drafts within 25% of each other's parameter count, shallower first:",
+            fv.shape_pairs_table(pairs),
+        ]
+    else:
+        blocks.append("No two distilled drafts are within 25% in parameters at different depths.")
+    blocks += [
+        "Model vs measured for the zoo (perfmodel with each draft's measured α and latency):",
+        fv.validation_error_table(check),
+    ]
+    facts = {
+        "drafts": len(zoo.name),
+        "pairs": len(pairs.shallow),
+        "median_gain_pct": _finite(float(np.median(pairs.measured_gain_pct)))
+        if len(pairs.shallow)
+        else None,
+    }
+    return Section("zoo", title, intro, blocks, facts=facts)
 
 
 # --- inputs --------------------------------------------------------------------------------------
 
 
-def mask_storage_url(url: str) -> str:
-    """The storage URL with any password replaced by ``***`` (never print a password)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<storage>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def load_study(
-    study_name: str | None, storage: str | None, *, default_storage: str | None = None
+    study_name: str | None, storage: str | None
 ) -> tuple[optuna.Study | None, str | None, str | None]:
-    """Load the named study, or the most recent one in the default storage.
+    """Load a study for the report; return ``(study, storage shown masked, note)``.
 
-    Returns ``(study, storage_display, note)``. A named study that does not exist, or a storage
-    that cannot be opened, raises ``ValueError`` naming the studies that do exist.
+    - ``storage`` given: the named study there, or its most recent study when no name is given;
+    - only ``study_name``: the search's default storage for it, ``sqlite:///runs/<name>.db``;
+    - neither: the most recently written ``runs/*.db`` of the search, if any.
+
+    A named study that does not exist, or a storage that cannot be opened, raises
+    ``ValueError`` (with the studies that do exist); no study at all is not an error.
     """
     import optuna
 
-    url = storage or default_storage
-    if url is None:
-        return None, None, "no study was given (pass --study NAME and --storage URL)."
-    shown = mask_storage_url(url)
-    if storage is None and url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        if not path.exists():
-            if study_name is not None:
-                raise ValueError(
-                    f"study {study_name!r} does not exist: the default storage {shown} has no "
-                    "database yet (run `specdec search` first, or pass --storage URL)."
-                )
-            return None, None, f"no study yet: the default storage {shown} does not exist."
+    from explorer.search import RUNS_DIR, default_storage, mask_url, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage is None and study_name is None:
+        candidates = sorted(RUNS_DIR.glob("*.db"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            return None, None, f"no study given and no search database under {RUNS_DIR}."
+        storage = f"sqlite:///{candidates[-1]}"
+        note = "(the most recently written search database under runs/; choose with --study)"
+    else:
+        note = None
+    url = storage or default_storage(study_name)
+    shown = mask_url(url)
+    local = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if local is None and "://" not in url:
+        local = url  # a journal file
+    if local is not None and not Path(local).is_file():
+        if study_name is not None:
+            raise ValueError(f"study {study_name!r} does not exist: there is no {shown}.")
+        raise ValueError(f"the study storage {shown} does not exist.")
+    store = open_storage(url, study_name=study_name or "report")
     try:
-        summaries = optuna.get_all_study_summaries(storage=url, include_best_trial=False)
-    except Exception as exc:  # noqa: BLE001 - any storage failure is bad input here
-        raise ValueError(f"cannot open the study storage {shown}: {type(exc).__name__}") from None
+        summaries = optuna.get_all_study_summaries(storage=store, include_best_trial=False)
+    except Exception as exc:  # noqa: BLE001 - an unreadable storage is bad input here
+        raise ValueError(f"cannot read the study storage {shown}: {type(exc).__name__}") from None
     names = [s.study_name for s in summaries]
     if study_name is None:
         if not summaries:
             return None, shown, f"the storage {shown} holds no study."
-        latest = max(
-            summaries,
-            key=lambda s: (s.datetime_start or _dt.datetime.min, s._study_id),
-        )
-        study = optuna.load_study(study_name=latest.study_name, storage=url)
-        note = f"(the most recent of {len(names)} studies in the storage; choose one with --study)"
-        return study, shown, note
-    if study_name not in names:
+        latest = max(summaries, key=lambda s: (s.datetime_start or _dt.datetime.min, s._study_id))
+        study_name = latest.study_name
+        if len(names) > 1:
+            note = f"(the most recent of {len(names)} studies in the storage; choose with --study)"
+    elif study_name not in names:
         listed = ", ".join(repr(n) for n in sorted(names)) or "none"
         raise ValueError(
             f"study {study_name!r} does not exist in {shown}; the studies there are: {listed}."
         )
-    return optuna.load_study(study_name=study_name, storage=url), shown, None
+    return optuna.load_study(study_name=study_name, storage=store), shown, note
 
 
 # --- HTML ----------------------------------------------------------------------------------------
@@ -288,6 +444,7 @@ table.data th, table.data td { border: 1px solid #ddd; padding: 0.25em 0.6em; te
 table.data th { background: #f4f4f4; }
 table.data td:first-child, table.data th:first-child { text-align: left; }
 .figure { margin: 1em 0 1.5em; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
 dl.defs dt { font-weight: bold; float: left; clear: left; width: 4em; }
 dl.defs dd { margin-left: 4.5em; }
 """
@@ -328,7 +485,7 @@ def _section_html(section: Section) -> str:
         elif isinstance(block, tuple) and len(block) == 2 and block[0] == "html":
             parts.append(block[1])
         elif isinstance(block, pd.DataFrame):
-            parts.append(_table_html(block))
+            parts.append(f'<div class="table-wrap">{_table_html(block)}</div>')
         else:  # a plotly figure
             n_fig += 1
             div = _figure_html(block, f"fig-{section.key}-{n_fig}")
@@ -404,21 +561,6 @@ real runs. Figures are interactive: hover for values, drag to zoom, double-click
 # --- entry point ---------------------------------------------------------------------------------
 
 
-def default_storage_url() -> str | None:
-    """The search's default storage URL, if the search module says one."""
-    try:
-        from explorer import search
-    except ImportError:
-        return None
-    for name in ("default_storage_url", "DEFAULT_STORAGE", "DEFAULT_STORAGE_URL"):
-        value = getattr(search, name, None)
-        if callable(value):
-            return str(value())
-        if isinstance(value, str):
-            return value
-    return None
-
-
 def build_report(
     *,
     study_name: str | None = None,
@@ -433,8 +575,8 @@ def build_report(
     Parameters
     ----------
     study_name, storage : str, optional
-        The Optuna study and its storage URL. Without ``study_name`` the most recent study of the
-        storage (default: the search's SQLite file under ``runs/``) is shown.
+        The Optuna study and its storage URL or journal path (see :func:`load_study` for the
+        defaults: the search's ``sqlite:///runs/<study>.db``, or the newest one).
     profiles : path, optional
         A folder of profile CSVs (``data/profiles/<device>``) or the folder of device folders.
         Default: ``data/profiles``.
@@ -447,9 +589,11 @@ def build_report(
     """
     inputs: dict[str, str] = {}
     if study is not None:
-        shown, note = mask_storage_url(storage) if storage else None, None
+        from explorer.search import mask_url
+
+        shown, note = mask_url(storage), None
     else:
-        study, shown, note = load_study(study_name, storage, default_storage=default_storage_url())
+        study, shown, note = load_study(study_name, storage)
     inputs["study"] = f"{study.study_name} ({shown})" if study is not None else "none"
     profiles_path = Path(profiles) if profiles is not None else None
     if profiles_path is not None:
@@ -465,7 +609,7 @@ def build_report(
         landscape_section(),
         latency_section(profiles_path),
         search_section(study, storage_display=shown, note=note),
-        validation_section(validation),
+        validation_section(validation, study=study),
         zoo_section(zoo),
     ]
     return sections, inputs

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from explorer.figures._plotly import PALETTE, go_module, style
+from explorer.figures._plotly import PALETTE, go_module, new_figure, style
 from perfmodel.arch import ArchSpec
 from perfmodel.hardware import HardwareSpec
 from perfmodel.latency_fn import LatencyFn
@@ -321,7 +321,7 @@ def plot_speedup_landscape(info: SpeedupLandscapeInfo) -> go.Figure:
     speculation is slower than plain decoding at every γ.
     """
     go = go_module()
-    fig = go.Figure()
+    fig = new_figure()
     # Colours saturate at 4x so that the region that matters (1x-3x) is not one dark colour;
     # the labelled contour lines and the hover give the exact value.
     zmax = float(min(np.nanmax(info.optimal_speedup), 4.0))
@@ -384,7 +384,7 @@ def plot_speedup_landscape(info: SpeedupLandscapeInfo) -> go.Figure:
 def plot_optimal_gamma(info: SpeedupLandscapeInfo) -> go.Figure:
     """Heatmap of the optimal γ over α × c (0: do not speculate)."""
     go = go_module()
-    fig = go.Figure()
+    fig = new_figure()
     g_max = int(info.gamma[-1])
     for ib, b in enumerate(info.batch):
         fig.add_trace(
@@ -429,7 +429,7 @@ def plot_speedup_curves(
     go = go_module()
     ic = int(np.argmin(np.abs(info.latency_ratio - latency_ratio)))
     ias = [int(np.argmin(np.abs(info.acceptance_rate - a))) for a in acceptance_rates]
-    fig = go.Figure()
+    fig = new_figure()
     n_a = len(ias)
     for ib, b in enumerate(info.batch):
         for j, ia in enumerate(ias):
@@ -480,7 +480,7 @@ def plot_speedup_curves(
 def plot_break_even(info: SpeedupLandscapeInfo) -> go.Figure:
     """Break-even α against c for a few γ: above a curve that γ beats plain decoding."""
     go = go_module()
-    fig = go.Figure()
+    fig = new_figure()
     n_k = info.break_even_gamma.size
     for ib, b in enumerate(info.batch):
         for j, g in enumerate(info.break_even_gamma):

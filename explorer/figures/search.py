@@ -5,9 +5,13 @@ arrays and strings, unit-tested) and a figure step ``plot_xxx(info) -> go.Figure
 own ``plot_pareto_front(study)``, the figure steps also accept the study itself and then run the
 data step with its defaults.
 
-Only COMPLETE trials are shown. A trial is feasible when every value Optuna stored under its
-``constraints`` system attribute is <= 0 (Optuna's constraint convention); infeasible trials are
-drawn apart and never take part in the front or the best-so-far line.
+Only COMPLETE trials are shown. A trial is feasible when every constraint value it carries
+(``trial.constraints``, set with ``trial.set_constraint``) is <= 0, Optuna's convention;
+infeasible trials are drawn apart and never take part in the front or the best-so-far line.
+
+Axes are objectives (by index or metric name) or, for a single-objective study, a numeric user
+attribute such as the ``params`` that ``specdec search`` stores on every trial: its Pareto front
+is then tokens/s against parameters.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from explorer.figures._plotly import PALETTE, go_module, style
+from explorer.figures._plotly import PALETTE, go_module, new_figure, style
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -37,8 +41,8 @@ __all__ = [
     "study_summary",
 ]
 
-# Optuna stores constraint values under this system attribute (optuna.study._constrained_optimization).
-_CONSTRAINTS_KEY = "constraints"
+# Study user attribute where `specdec search` records what the study is for (its cost name).
+_SETTINGS_ATTR = "specdec_settings"
 
 
 class ParetoInfo(NamedTuple):
@@ -83,6 +87,10 @@ def _objective_names(study: optuna.Study) -> list[str]:
     n = len(study.directions)
     if names and len(names) == n:
         return [str(v) for v in names]
+    settings = study.user_attrs.get(_SETTINGS_ATTR)
+    if isinstance(settings, dict):
+        # `specdec search`: tokens/s, and in multi mode the cost.
+        return ["tokens_per_s", str(settings.get("cost", "cost"))][:n]
     return ["objective"] if n == 1 else [f"objective {i}" for i in range(n)]
 
 
@@ -97,8 +105,7 @@ def _complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def _is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    constraints = trial.system_attrs.get(_CONSTRAINTS_KEY)
-    return constraints is None or all(c <= 0.0 for c in constraints)
+    return all(c <= 0.0 for c in trial.constraints.values())
 
 
 def _format_params(params: dict[str, object]) -> str:
@@ -132,52 +139,79 @@ def _pareto_mask(x: NDArray, y: NDArray, *, x_max: bool, y_max: bool) -> NDArray
     return ~(le & lt).any(axis=1)
 
 
+def _axis(
+    study: optuna.Study, axis: int | str, direction: str | None, trials: list
+) -> tuple[str, str, NDArray[np.float64]]:
+    """(name, direction, values) of one axis: an objective, or a numeric user attribute."""
+    names = _objective_names(study)
+    if isinstance(axis, int) or axis in names:
+        i = _resolve_objective(study, axis)
+        values = np.array([t.values[i] for t in trials], dtype=np.float64)
+        return names[i], _directions(study)[i], values
+    if not trials or any(axis not in t.user_attrs for t in trials):
+        raise ValueError(
+            f"`{axis}` must be an objective ({names}) or a user attribute of every complete "
+            f"trial, but study {study.study_name!r} has no such attribute on all its trials."
+        )
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(
+            f"a user-attribute axis needs `direction in ('maximize', 'minimize')`, but got "
+            f"{direction=} for {axis!r}."
+        )
+    values = np.array([float(t.user_attrs[axis]) for t in trials], dtype=np.float64)
+    return str(axis), direction, values
+
+
 def get_pareto_info(
-    study: optuna.Study, *, x_objective: int | str = 0, y_objective: int | str = 1
+    study: optuna.Study,
+    *,
+    x: int | str | None = None,
+    y: int | str | None = None,
+    x_direction: str | None = "minimize",
+    y_direction: str | None = "maximize",
 ) -> ParetoInfo:
-    """Data step of :func:`plot_pareto`: two objectives of each complete trial, front marked.
+    """Data step of :func:`plot_pareto`: two axes of each complete trial, the front marked.
 
     Parameters
     ----------
     study : optuna.Study
-        A study with at least two objectives.
-    x_objective, y_objective : int or str
-        Objective index or metric name on each axis (defaults: the first two objectives).
+        Any study; its complete trials are shown.
+    x, y : int or str, optional
+        Objective index, metric name, or the name of a numeric user attribute of every trial.
+        Defaults: with two objectives, the second (the cost) on x and the first (tokens/s) on y;
+        with one, the ``params`` user attribute on x and the objective on y.
+    x_direction, y_direction : {"maximize", "minimize"}
+        Direction of an axis that is a user attribute (objectives keep the study's).
 
     Raises
     ------
     ValueError
-        When the study has fewer than two objectives or an objective is unknown.
+        When an axis is neither an objective nor a user attribute of every trial.
     """
-    if len(study.directions) < 2:
-        raise ValueError(
-            "a Pareto front needs a study with two objectives, but study "
-            f"{study.study_name!r} has {len(study.directions)}."
-        )
-    ix = _resolve_objective(study, x_objective)
-    iy = _resolve_objective(study, y_objective)
-    names = _objective_names(study)
-    dirs = _directions(study)
+    if x is None:
+        x = 1 if len(study.directions) >= 2 else "params"
+    if y is None:
+        y = 0
     trials = _complete_trials(study)
+    x_name, x_dir, xv = _axis(study, x, x_direction, trials)
+    y_name, y_dir, yv = _axis(study, y, y_direction, trials)
     number = np.array([t.number for t in trials], dtype=np.int64)
-    x = np.array([t.values[ix] for t in trials], dtype=np.float64)
-    y = np.array([t.values[iy] for t in trials], dtype=np.float64)
     feasible = np.array([_is_feasible(t) for t in trials], dtype=bool)
     on_front = np.zeros(len(trials), dtype=bool)
     if feasible.any():
         idx = np.flatnonzero(feasible)
         on_front[idx] = _pareto_mask(
-            x[idx], y[idx], x_max=dirs[ix] == "maximize", y_max=dirs[iy] == "maximize"
+            xv[idx], yv[idx], x_max=x_dir == "maximize", y_max=y_dir == "maximize"
         )
     hover = tuple(f"trial {t.number}: {_format_params(t.params)}" for t in trials)
     return ParetoInfo(
-        x_name=names[ix],
-        y_name=names[iy],
-        x_direction=dirs[ix],
-        y_direction=dirs[iy],
+        x_name=x_name,
+        y_name=y_name,
+        x_direction=x_dir,
+        y_direction=y_dir,
         trial_number=number,
-        x=x,
-        y=y,
+        x=xv,
+        y=yv,
         feasible=feasible,
         on_front=on_front,
         hover=hover,
@@ -192,7 +226,7 @@ def plot_pareto(info: ParetoInfo | optuna.Study) -> go.Figure:
     if not isinstance(info, ParetoInfo):
         info = get_pareto_info(info)
     go = go_module()
-    fig = go.Figure()
+    fig = new_figure()
     hover = np.array(info.hover, dtype=object)
     groups = (
         ("infeasible (violates a constraint)", ~info.feasible, "#bbbbbb", "x"),
@@ -262,7 +296,7 @@ def plot_history(info: HistoryInfo | optuna.Study) -> go.Figure:
     if not isinstance(info, HistoryInfo):
         info = get_history_info(info)
     go = go_module()
-    fig = go.Figure()
+    fig = new_figure()
     for name, mask, colour, symbol in (
         ("feasible trial", info.feasible, PALETTE[0], "circle"),
         ("infeasible trial", ~info.feasible, "#bbbbbb", "x"),
@@ -344,7 +378,7 @@ def plot_importance(info: ImportanceInfo | optuna.Study) -> go.Figure:
     if not isinstance(info, ImportanceInfo):
         info = get_importance_info(info)
     go = go_module()
-    fig = go.Figure()
+    fig = new_figure()
     if len(info.param_names):
         fig.add_trace(
             go.Bar(
@@ -372,11 +406,20 @@ def plot_importance(info: ImportanceInfo | optuna.Study) -> go.Figure:
     )
 
 
+# Trial user attributes `specdec search` sets, shown in the summary when every trial has them.
+_SUMMARY_ATTRS = (
+    "depth", "hidden", "ffn", "heads", "kv_heads", "gamma", "params", "acceptance_rate",
+    "expected_tokens_per_step", "draft_ms", "step_ms", "tokens_per_s", "speedup",
+)  # fmt: skip
+
+
 def study_summary(study: optuna.Study, *, top: int = 10) -> pd.DataFrame:  # noqa: F821
-    """The best feasible trials as a table: objectives, then parameters, best first.
+    """The best feasible trials as a table, best first, one row per distinct configuration.
 
     For a multi-objective study these are the Pareto-optimal trials sorted by the first
-    objective; for a single objective, the ``top`` best trials.
+    objective; for a single objective, the ``top`` best. Columns: the trial number, the
+    objectives, then the configuration and predictions that ``specdec search`` stores as user
+    attributes (or the raw parameters of another study).
     """
     import pandas as pd
 
@@ -384,16 +427,27 @@ def study_summary(study: optuna.Study, *, top: int = 10) -> pd.DataFrame:  # noq
     dirs = _directions(study)
     trials = [t for t in _complete_trials(study) if _is_feasible(t)]
     if len(dirs) >= 2 and trials:
-        info = get_pareto_info(study)
+        info = get_pareto_info(study, x=1, y=0)
         front = set(info.trial_number[info.on_front].tolist())
         trials = [t for t in trials if t.number in front]
     reverse = dirs[0] == "maximize"
-    trials = sorted(trials, key=lambda t: t.values[0], reverse=reverse)[:top]
-    rows = []
+    trials = sorted(trials, key=lambda t: (-t.values[0] if reverse else t.values[0], t.number))
+    attrs = [a for a in _SUMMARY_ATTRS if trials and all(a in t.user_attrs for t in trials)]
+    attrs = [a for a in attrs if a not in names]
+    rows, seen = [], set()
     for t in trials:
+        config = tuple(sorted(t.params.items()))
+        if config in seen:
+            continue
+        seen.add(config)
         row: dict[str, object] = {"trial": t.number}
         for name, value in zip(names, t.values, strict=True):
             row[name] = value if math.isfinite(value) else None
-        row.update(t.params)
+        if attrs:
+            row.update({a: t.user_attrs[a] for a in attrs})
+        else:
+            row.update(t.params)
         rows.append(row)
+        if len(rows) >= top:
+            break
     return pd.DataFrame(rows)

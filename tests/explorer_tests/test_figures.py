@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from explorer.figures import landscape as fl
+from explorer.figures import latency as fla
 from explorer.figures import search as fs
+from explorer.figures import validation as fv
 from perfmodel import get_hardware, get_preset, speculative_throughput
+from tests.explorer_tests import synthetic as syn
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -163,7 +168,9 @@ def test_landscape_figures_have_one_group_per_batch_and_controls():
 # --- search ------------------------------------------------------------------------------------
 
 
-def _study(points, *, constraints=None, directions=("maximize", "minimize")) -> optuna.Study:
+def _study(
+    points, *, constraints=None, attrs=None, directions=("maximize", "minimize")
+) -> optuna.Study:
     """A study whose trials have the given objective values (and constraint values)."""
     study = optuna.create_study(directions=list(directions))
     study.set_metric_names(["tokens_per_s", "params"][: len(directions)])
@@ -176,6 +183,7 @@ def _study(points, *, constraints=None, directions=("maximize", "minimize")) -> 
                 distributions=dist,
                 values=list(values),
                 system_attrs=system_attrs,
+                user_attrs={} if attrs is None else attrs[i],
             )
         )
     return study
@@ -188,7 +196,7 @@ def test_pareto_front_matches_optuna_best_trials():
     info = fs.get_pareto_info(study)
     ours = set(info.trial_number[info.on_front].tolist())
     assert ours == {t.number for t in study.best_trials}
-    assert info.x_name == "tokens_per_s" and info.y_direction == "minimize"
+    assert info.y_name == "tokens_per_s" and info.x_direction == "minimize"
 
 
 def test_pareto_front_ignores_infeasible_trials():
@@ -199,10 +207,15 @@ def test_pareto_front_ignores_infeasible_trials():
     np.testing.assert_array_equal(info.on_front, [True, False, False, True])
 
 
-def test_pareto_needs_two_objectives():
-    study = _study([(1.0,)], directions=("maximize",))
-    with pytest.raises(ValueError, match="two objectives"):
-        fs.get_pareto_info(study)
+def test_pareto_of_a_single_objective_study_uses_a_user_attribute():
+    points = [(1.0,), (2.0,), (3.0,)]
+    with pytest.raises(ValueError, match="user attribute"):
+        # default x axis: the `params` attribute, absent here
+        fs.get_pareto_info(_study(points, directions=("maximize",)))
+    attrs = [{"params": 10}, {"params": 30}, {"params": 20}]
+    info = fs.get_pareto_info(_study(points, attrs=attrs, directions=("maximize",)))
+    assert (info.x_name, info.y_name) == ("params", "tokens_per_s")
+    np.testing.assert_array_equal(info.on_front, [True, False, True])
 
 
 def test_history_best_so_far_skips_infeasible_and_starts_nan():
@@ -252,3 +265,161 @@ def test_search_figures_and_summary_draw_from_a_study():
     assert set(table["trial"]) == front
     assert list(table.columns[:3]) == ["trial", "tokens_per_s", "params"]
     assert table["tokens_per_s"].is_monotonic_decreasing
+
+
+# --- latency -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def profiles(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("profiles")
+    syn.write_profiles(folder)
+    return fla.load_profiles(folder)
+
+
+def test_load_profiles_reads_fits_rows_and_devices(profiles):
+    assert profiles.devices == (syn.DEVICE,)
+    assert len(profiles.fits) == 8 and len(profiles.rows) == 32
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda d: None, ValueError, "holds no profile CSV"),
+        (lambda d: (d / "x.csv").write_text("model,depth\nm,1\n"), ValueError, "no fit files"),
+        (lambda d: (d / "x.fit.csv").write_text("model,batch\nm,1\n"), ValueError, "lacks"),
+    ],
+)
+def test_load_profiles_bad_folder(tmp_path, make, error, match):
+    make(tmp_path)
+    with pytest.raises(error, match=match):
+        fla.load_profiles(tmp_path)
+
+
+def test_load_profiles_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        fla.load_profiles(tmp_path / "nope")
+
+
+def test_layer_latency_info_selects_batch_query_and_sorts_by_width(profiles):
+    info = fla.get_layer_latency_info(profiles, batch=1, query=4)
+    assert info.hidden.tolist() == [128, 256, 512, 1024]
+    want = 0.05 + 2e-7 * info.hidden**2 * 1.3
+    np.testing.assert_allclose(info.layer_ms, want, rtol=1e-12)
+    assert (info.roofline_layer_ms < info.layer_ms).all()
+    with pytest.raises(ValueError, match="batch=8"):
+        fla.get_layer_latency_info(profiles, batch=8)
+
+
+def test_token_latency_composes_the_fit_and_keeps_timed_points(profiles):
+    info = fla.get_token_latency_info(profiles, depths=range(1, 13))
+    assert len(info.depth) == 4 * 12
+    m = (info.hidden == 256) & (info.depth == 5)
+    fit = profiles.fits.query("hidden == 256 and query == 1").iloc[0]
+    assert info.token_ms[m][0] == pytest.approx(fit.t_fixed_ms + 5 * fit.t_layer_ms)
+    assert info.params[m][0] == syn._arch(5, 256).param_count
+    # Timed depths sit on the composed line (the synthetic profile is exactly linear).
+    for h, d, ms in zip(info.measured_hidden, info.measured_depth, info.measured_ms, strict=True):
+        k = (info.hidden == h) & (info.depth == d)
+        assert info.token_ms[k][0] == pytest.approx(ms), (h, d)
+    assert len(info.measured_ms) == 16
+    narrow = fla.get_token_latency_info(profiles, max_hidden=256)
+    assert set(narrow.hidden.tolist()) == {128, 256}
+
+
+def test_depth_effect_pairs_shapes_of_about_equal_size(profiles):
+    token = fla.get_token_latency_info(profiles)
+    info = fla.get_depth_effect_info(token, tolerance=0.15)
+    assert len(info.depth) > 0
+    for b in set(info.budget_params.tolist()):
+        m = info.budget_params == b
+        assert len(set(info.depth[m].tolist())) >= 2
+        assert (np.abs(info.params[m] / b - 1) <= 0.15).all()
+        assert info.slowdown[m].min() == pytest.approx(1.0)
+    table = fla.depth_effect_table(info)
+    assert list(table.columns)[:3] == ["device", "budget (M params)", "depth"]
+    with pytest.raises(ValueError, match="tolerance"):
+        fla.get_depth_effect_info(token, tolerance=0.0)
+
+
+def test_latency_figures_draw(profiles):
+    token = fla.get_token_latency_info(profiles)
+    assert len(fla.plot_layer_latency(fla.get_layer_latency_info(profiles)).data) == 4
+    assert len(fla.plot_token_latency(token).data) == 4 * 3  # line, roofline, timed per width
+    assert len(fla.plot_depth_effect(token).data) == 12  # one line per depth
+
+
+# --- validation and zoo ------------------------------------------------------------------------
+
+
+def test_validation_info_pairs_predicted_and_measured_columns():
+    frame = syn.validation_frame()
+    info = fv.get_validation_info(frame)
+    assert info.quantity == ("acceptance_rate", "draft_ms", "tokens_per_s", "speedup")
+    assert info.column[1] == ("predicted_draft_pass_ms", "measured_draft_pass_ms")
+    i = info.quantity.index("tokens_per_s")
+    np.testing.assert_allclose(info.relative_error[i], [90 / 86 - 1, 85 / 88 - 1, 70 / 66 - 1])
+    assert info.label[0] == "trial 3 (d1-h512), γ=3"
+    table = fv.validation_error_table(info)
+    assert table.loc[i, "worst |error| %"] == pytest.approx(100 * (70 / 66 - 1))
+
+
+def test_validation_accepts_plain_predicted_columns_and_json(tmp_path):
+    frame = pd.DataFrame({"name": ["a", "b"], "tokens_per_s": [10.0, 20.0],
+                          "measured_tokens_per_s": [11.0, 19.0]})  # fmt: skip
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"rows": frame.to_dict("records")}))
+    info = fv.get_validation_info(fv.load_table(path))
+    assert info.quantity == ("tokens_per_s",) and info.label == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [("a,b\n1,2\n", "no predicted/measured pair"), ("", "not a readable|no row")],
+)
+def test_validation_bad_tables(tmp_path, content, match):
+    path = tmp_path / "v.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        fv.get_validation_info(path)
+
+
+def test_zoo_prediction_uses_measured_alpha_and_latency():
+    zoo = fv.get_zoo_info(syn.zoo_frame())
+    assert zoo.name[0] == "d1-h512" and zoo.best_gamma.tolist() == [3] * 6
+    want = speculative_throughput(
+        3, acceptance_rate=0.62, draft_ms=zoo.draft_ms[0], target_ms=20.0
+    )["tokens_per_s"]
+    assert zoo.predicted_tokens_per_s[0] == pytest.approx(want)
+    # The synthetic measurement is 95% of the model's prediction: every error is +5.26%.
+    check = fv.get_validation_info(fv.zoo_validation_frame(zoo))
+    np.testing.assert_allclose(check.relative_error, 1 / 0.95 - 1, rtol=1e-9)
+    assert not zoo.distilled[-1]
+
+
+def test_shape_pairs_are_matched_shallow_first_and_distilled_only():
+    zoo = fv.get_zoo_info(syn.zoo_frame())
+    pairs = fv.get_shape_pairs_info(zoo, tolerance=0.25)
+    assert len(pairs.shallow) > 0
+    assert (pairs.shallow_depth < pairs.deep_depth).all()
+    assert (np.abs(pairs.shallow_params / pairs.deep_params - 1) <= 0.25).all()
+    assert "d2-h256-nodistil" not in set(pairs.shallow) | set(pairs.deep)
+    i = list(zip(pairs.shallow, pairs.deep, strict=True)).index(("d1-h512", "d4-h256"))
+    s, d = zoo.measured_tokens_per_s[0], zoo.measured_tokens_per_s[1]
+    assert pairs.measured_gain_pct[i] == pytest.approx(100 * (s / d - 1))
+    table = fv.shape_pairs_table(pairs)
+    assert table["measured gain %"].is_monotonic_decreasing
+
+
+def test_zoo_table_needs_its_columns():
+    with pytest.raises(ValueError, match="lacks the columns"):
+        fv.get_zoo_info(pd.DataFrame({"name": ["x"]}))
+
+
+def test_validation_and_zoo_figures_draw():
+    info = fv.get_validation_info(syn.validation_frame())
+    assert len(fv.plot_predicted_vs_measured(info).data) == 8  # points + diagonal per quantity
+    assert len(fv.plot_validation_errors(info).data) == 4
+    zoo = fv.get_zoo_info(syn.zoo_frame())
+    assert len(fv.plot_zoo_tradeoff(zoo).data) == 2 * 4  # two panels per depth
+    assert len(fv.plot_shape_pairs(fv.get_shape_pairs_info(zoo)).data) == 2

@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from explorer import cli
-from explorer.report import SECTION_KEYS, mask_storage_url, write_report
+from explorer.report import SECTION_KEYS, write_report
+from tests.explorer_tests import synthetic as syn
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -36,20 +37,40 @@ def storage(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, storage):
+def inputs(tmp_path_factory):
+    """Synthetic profiles, zoo table and validation table (tests/explorer_tests/synthetic.py)."""
+    folder = tmp_path_factory.mktemp("inputs")
+    syn.write_profiles(folder / "profiles")
+    syn.zoo_frame().to_csv(folder / "drafts.csv", index=False)
+    syn.validation_frame().to_csv(folder / "validation.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, storage, inputs):
     out = tmp_path_factory.mktemp("report") / "report.html"
-    summary = write_report(out, study_name="tiny", storage=storage)
+    summary = write_report(
+        out,
+        study_name="tiny",
+        storage=storage,
+        profiles=inputs / "profiles",
+        validation=inputs / "validation.csv",
+        zoo=inputs / "drafts.csv",
+    )
     return out, out.read_text(encoding="utf-8"), summary
 
 
-def test_report_has_every_section(report):
+def test_report_has_every_section_with_data(report):
     _, text, summary = report
     for key in SECTION_KEYS:
         assert f'<section id="{key}">' in text, key
-        assert key in summary["sections"], key
-    assert summary["sections"]["landscape"]["status"] == "ok"
-    assert summary["sections"]["search"]["status"] == "ok"
+        assert summary["sections"][key]["status"] == "ok", (key, summary["sections"][key])
+        block = text.split(f'<section id="{key}">', 1)[1].split("</section>", 1)[0]
+        assert "plotly-graph-div" in block and 'class="missing"' not in block, key
     assert summary["sections"]["search"]["complete_trials"] == 12
+    assert summary["sections"]["validation"]["drafts"] == 3
+    assert summary["sections"]["zoo"]["pairs"] > 0
+    assert text.count('class="dataframe data"') >= 5  # pandas tables
 
 
 def test_report_is_self_contained(report):
@@ -65,8 +86,9 @@ def test_report_is_self_contained(report):
 
 def test_sections_without_data_say_so_without_numbers(tmp_path):
     out = tmp_path / "r.html"
-    missing_db = tmp_path / "none.db"
-    summary = write_report(out, storage=f"sqlite:///{missing_db}")
+    empty_db = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.storages.RDBStorage(empty_db)
+    summary = write_report(out, storage=empty_db)
     search = summary["sections"]["search"]
     # An explicit storage that holds no study: the section says so.
     assert search["status"] == "no data" and "no study" in search["reason"]
@@ -114,9 +136,3 @@ def test_unknown_study_lists_the_studies_there(tmp_path, storage):
 def test_out_must_be_html(tmp_path):
     with pytest.raises(ValueError, match=".html"):
         write_report(tmp_path / "x.pdf")
-
-
-def test_storage_password_is_masked():
-    masked = mask_storage_url("postgresql+psycopg://user:s3cret@db:5432/optuna")
-    assert "s3cret" not in masked and "***" in masked
-    assert mask_storage_url("sqlite:///runs/search.db") == "sqlite:///runs/search.db"
