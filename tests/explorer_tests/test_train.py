@@ -1,0 +1,172 @@
+"""End-to-end tests of explorer.train on a tiny corpus and a tiny model (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from explorer import cli  # noqa: E402
+from explorer.corpus import CorpusSplit, _in_validation, train_tokenizer  # noqa: E402
+from explorer.train import TrainConfig, train_model  # noqa: E402
+
+TEMPLATE = '''"""Module {i}: helpers."""
+
+import os
+
+
+def add_{i}(a, b):
+    """Return a + b."""
+    return a + b
+
+
+class Counter{i}:
+    def __init__(self, start=0):
+        self.value = start
+
+    def step(self, n=1):
+        self.value += n
+        return self.value
+'''
+
+
+def _names(n_train: int, n_val: int) -> list[str]:
+    """File names that the 5 % hash split sends to train and to validation."""
+    train, val, i = [], [], 0
+    while len(train) < n_train or len(val) < n_val:
+        name = f"mod_{i}.py"
+        (val if _in_validation(name, 0.05) else train).append(name)
+        i += 1
+    return train[:n_train] + val[:n_val]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("zoo")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for i, name in enumerate(_names(24, 2)):
+        (corpus / name).write_text(TEMPLATE.format(i=i) * 3)
+    (corpus / "tests").mkdir()
+    (corpus / "tests" / "mod_x.py").write_text("excluded = True\n")
+    tokenizer = train_tokenizer(CorpusSplit(corpus), vocab_size=300, out_dir=root / "tokenizer")
+    return {"root": root, "corpus": corpus, "tokenizer": tokenizer}
+
+
+def _config(tiny: dict[str, Path], out: Path, **overrides) -> TrainConfig:
+    kwargs = dict(
+        out_dir=out,
+        tokens=4 * 32 * 24,  # 24 steps
+        layers=1,
+        hidden=32,
+        heads=2,
+        corpus=tiny["corpus"],
+        tokenizer_dir=tiny["tokenizer"],
+        cache_dir=tiny["root"] / "cache",
+        seq_len=32,
+        batch_size=4,
+        lr=1e-2,
+        eval_every_steps=8,
+        eval_windows=4,
+    )
+    kwargs.update(overrides)
+    return TrainConfig(**kwargs)
+
+
+def test_split_excludes_tests_and_is_by_file(tiny):
+    split = CorpusSplit(tiny["corpus"])
+    assert len(split.train_files) == 24 and len(split.validation_files) == 2
+    assert not any("tests" in p.parts for p in split.train_files + split.validation_files)
+
+
+def test_tiny_run_learns_saves_and_reloads(tiny):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tiny["root"] / "run"
+    result = train_model(_config(tiny, out), progress=False)
+    log = (out / "training_log.csv").read_text().splitlines()
+    first, last = (float(row.split(",")[3]) for row in (log[1], log[-1]))
+    assert last < first - 1.0, f"validation loss did not go down: {first=} {last=}"
+    assert result.steps == 24 and result.tokens_trained == 24 * 4 * 32
+    assert not (out / "checkpoint.pt").exists()
+    meta = json.loads((out / "zoo_meta.json").read_text())
+    assert meta["distilled"] is False and meta["params"] == result.params
+
+    model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True)
+    assert model.dtype == torch.float16
+    assert model.config.num_hidden_layers == 1 and model.config.hidden_size == 32
+    tok = AutoTokenizer.from_pretrained(out)
+    text = "def add_3(a, b):\n    return a + b\n"
+    assert tok.decode(tok(text)["input_ids"]) == text
+    assert tok.eos_token == tok.bos_token == tok.pad_token == "<|endoftext|>"
+
+    # Running the finished command again returns at once with the same result.
+    again = train_model(_config(tiny, out), progress=False)
+    assert again.val_loss == result.val_loss
+
+
+def test_resumed_run_matches_uninterrupted(tiny):
+    from safetensors.torch import load_file
+
+    whole = train_model(_config(tiny, tiny["root"] / "whole"), progress=False)
+    out = tiny["root"] / "parts"
+    assert train_model(_config(tiny, out), progress=False, stop_after_steps=10) is None
+    assert (out / "checkpoint.pt").is_file()
+    resumed = train_model(_config(tiny, out), progress=False)
+    assert resumed.resumed_from_step == 10 and resumed.steps == 24
+    a = load_file(tiny["root"] / "whole" / "model.safetensors")
+    b = load_file(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-3, msg=key)
+    assert resumed.val_loss == pytest.approx(whole.val_loss, abs=1e-3)
+
+
+def test_distillation_from_a_teacher(tiny):
+    teacher = tiny["root"] / "teacher"
+    train_model(_config(tiny, teacher, layers=2, hidden=48, heads=2), progress=False)
+    out = tiny["root"] / "student"
+    result = train_model(_config(tiny, out, teacher=teacher, tokens=4 * 32 * 8), progress=False)
+    meta = json.loads((out / "zoo_meta.json").read_text())
+    assert meta["distilled"] is True and meta["teacher"] == "teacher"
+    assert np.isfinite(result.val_loss)
+    # The teacher's log-probabilities were cached once per step for the next student.
+    cached = list((tiny["root"] / "cache").glob("teacher-*/*.npy"))
+    assert len(cached) == 8
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = cli.main(argv)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [("empty-corpus", "corpus"), ("zero-tokens", "tokens > 0"), ("teacher-vocab", "vocab")],
+)
+def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case, needle):
+    argv = ["train", "--out", str(tmp_path / "out"), "--tokens", "1000", "--layers", "1"]
+    argv += ["--hidden", "32", "--heads", "2", "--seq-len", "16", "--batch-size", "2"]
+    argv += ["--tokenizer", str(tiny["tokenizer"]), "--cache-dir", str(tmp_path / "cache")]
+    corpus = tiny["corpus"]
+    if case == "empty-corpus":
+        corpus = tmp_path / "empty"
+        corpus.mkdir()
+        (corpus / "notes.txt").write_text("no python here\n")
+        (corpus / "blank.py").write_text("")
+    elif case == "zero-tokens":
+        argv[argv.index("--tokens") + 1] = "0"
+    else:
+        from transformers import LlamaConfig
+
+        teacher = tmp_path / "teacher"
+        LlamaConfig(vocab_size=512, hidden_size=32, num_hidden_layers=1).save_pretrained(teacher)
+        argv += ["--teacher", str(teacher)]
+    argv += ["--corpus", str(corpus), "--no-progress"]
+    code, err = _cli(argv, capsys)
+    assert code == 2, (case, err)
+    assert err.count("\n") == 1 and needle in err, (case, err)
