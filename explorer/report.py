@@ -127,8 +127,16 @@ def _missing(key: str, title: str, intro: str, reason: str) -> Section:
     return Section(key, title, intro, missing=reason)
 
 
-def latency_section(profiles: str | os.PathLike[str] | None) -> Section:
-    """Per-layer and per-token latency from profile CSVs, with roofline bounds."""
+def latency_section(
+    profiles: str | os.PathLike[str] | None,
+    *,
+    batch: int | None = None,
+    query: int | None = None,
+) -> Section:
+    """Per-layer and per-token latency from profile CSVs, with roofline bounds.
+
+    ``batch`` and ``query`` pick the rows shown (default: 1 where profiled, else the smallest).
+    """
     title = "Latency on real hardware (profiles)"
     intro = (
         "A draft's latency per token, not its size alone, decides what it is worth. The profiler "
@@ -149,9 +157,11 @@ def latency_section(profiles: str | os.PathLike[str] | None) -> Section:
             f"no profiles under {folder} (run `specdec profile`, or pass --profiles DIR).",
         )
     p = fl.load_profiles(folder)  # an explicit folder that is empty or malformed: ValueError
-    batch = 1 if (p.fits["batch"] == 1).any() else int(p.fits["batch"].min())
+    if batch is None:
+        batch = 1 if (p.fits["batch"] == 1).any() else int(p.fits["batch"].min())
     at_b = p.fits[p.fits["batch"] == batch]
-    query = 1 if (at_b["query"] == 1).any() else int(at_b["query"].min())
+    if query is None:
+        query = 1 if (at_b["query"] == 1).any() else int(at_b["query"].min())
     layer = fl.get_layer_latency_info(p, batch=batch, query=query)
     token = fl.get_token_latency_info(p, batch=batch, query=query)
     effect = fl.get_depth_effect_info(token)
@@ -235,8 +245,11 @@ def search_section(
         f"Study {study.study_name!r}{where}: {n_complete} complete trials, "
         f"{len(study.directions)} objective(s). {note or ''}".strip()
     ]
-    if len(study.directions) >= 2:
+    try:
+        # two objectives: cost against tokens/s; one: the `params` attribute against it
         blocks.append(fs.plot_pareto(fs.get_pareto_info(study)))
+    except ValueError as exc:
+        blocks.append(f"No Pareto front: {exc}")
     blocks.append(fs.plot_history(fs.get_history_info(study)))
     blocks.append(fs.plot_importance(fs.get_importance_info(study)))
     table = fs.study_summary(study)
