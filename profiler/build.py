@@ -1,0 +1,376 @@
+"""Build any decoder architecture with its real Hugging Face class and random weights.
+
+A model is named as a preset (``data/reference/``, through :mod:`perfmodel.presets`), a local
+Hugging Face folder, a ``config.json`` path, or either of those plus shape overrides
+(``layers``, ``hidden``, ``ffn``, ``heads``, ``kv_heads``). Nothing is downloaded: the model is
+made with ``AutoModelForCausalLM.from_config`` in the target dtype with weight initialisation
+switched off, then filled with a tiled block of small random numbers (timing does not depend on
+the values, only on there being no NaN, infinities or denormals; the tiling is ~3x faster than
+``normal_`` on a 1.3e9-parameter layer). ``layers=`` builds a truncated copy for depth
+differencing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfmodel.arch import ArchSpec
+from perfmodel.presets import get_preset, preset_names
+
+__all__ = [
+    "OVERRIDE_KEYS",
+    "ModelRecipe",
+    "arch_fields",
+    "build_model",
+    "resolve_model",
+    "torch_dtype",
+]
+
+# Shape fields a user may override, in CLI order; values are integers >= 1.
+OVERRIDE_KEYS = ("layers", "hidden", "ffn", "heads", "kv_heads")
+
+# HF config attribute names of each override, first match wins (llama/mistral/qwen, OPT, GPT-2).
+_CONFIG_NAMES = {
+    "layers": ("num_hidden_layers",),
+    "hidden": ("hidden_size",),
+    "ffn": ("intermediate_size", "ffn_dim", "n_inner"),
+    "heads": ("num_attention_heads",),
+    "kv_heads": ("num_key_value_heads",),
+}
+
+# Model types whose MLP has two matrices (up, down), like OPT; the rest are taken as gated (llama).
+_TWO_MATRIX_MLP = {"opt", "gpt2", "gpt_neox", "gptj", "gpt_bigcode", "bloom", "falcon", "phi"}
+
+_DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16"}
+_DTYPES |= {"fp16": "float16", "float16": "float16", "half": "float16"}
+
+
+@dataclass(frozen=True, eq=False)
+class ModelRecipe:
+    """What to build: a Hugging Face config with the name and shape it was resolved to.
+
+    Parameters
+    ----------
+    name : str
+        File-safe model name (the CSV's ``model`` column and file name).
+    config : transformers.PretrainedConfig
+        The full-depth config (overrides applied).
+    source : str
+        ``"preset:<name>"`` or ``"path:<config.json>"``, plus ``" +overrides"`` where given.
+    arch : ArchSpec or None
+        The perfmodel spec of the full model, for roofline bounds; ``None`` where the model type
+        is not one ArchSpec describes (llama, opt).
+    overrides : Mapping[str, int]
+        The shape overrides that were applied.
+    """
+
+    name: str
+    config: Any
+    source: str
+    arch: ArchSpec | None
+    overrides: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> int:
+        return int(self.config.num_hidden_layers)
+
+
+def torch_dtype(dtype: str) -> Any:
+    """``"fp32" | "bf16" | "fp16"`` (or torch's names) -> ``torch.dtype``."""
+    import torch
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"`dtype in ('fp32', 'bf16', 'fp16')` must hold, but got {dtype=}.")
+    return getattr(torch, _DTYPES[dtype])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+=-]+", "-", text).strip("-") or "model"
+
+
+def _check_overrides(overrides: Mapping[str, int]) -> dict[str, int]:
+    unknown = set(overrides) - set(OVERRIDE_KEYS)
+    if unknown:
+        raise ValueError(f"`overrides` keys must be in {OVERRIDE_KEYS}, but got {sorted(unknown)}.")
+    out = {}
+    for key in OVERRIDE_KEYS:
+        value = overrides.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{key} >= 1` must hold (an integer), but got {key}={value!r}.")
+        out[key] = value
+    return out
+
+
+def _check_heads(hidden: int, heads: int, kv_heads: int) -> None:
+    if hidden % heads:
+        raise ValueError(
+            f"`hidden % heads == 0` must hold, but got hidden={hidden} and heads={heads}."
+        )
+    if heads % kv_heads:
+        raise ValueError(
+            f"`heads % kv_heads == 0` must hold, but got heads={heads} and kv_heads={kv_heads}."
+        )
+
+
+def _config_from_arch(spec: ArchSpec) -> Any:
+    from transformers import LlamaConfig, OPTConfig
+
+    if spec.family == "llama":
+        return LlamaConfig(
+            vocab_size=spec.vocab,
+            hidden_size=spec.hidden,
+            intermediate_size=spec.ffn,
+            num_hidden_layers=spec.layers,
+            num_attention_heads=spec.heads,
+            num_key_value_heads=spec.kv_heads,
+            head_dim=spec.head_dim,
+            max_position_embeddings=spec.max_positions,
+            tie_word_embeddings=spec.tied_embeddings,
+        )
+    return OPTConfig(
+        vocab_size=spec.vocab,
+        hidden_size=spec.hidden,
+        ffn_dim=spec.ffn,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        word_embed_proj_dim=spec.hidden,
+        do_layer_norm_before=True,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=spec.tied_embeddings,
+    )
+
+
+def _config_path(model: str) -> Path | None:
+    """The config.json a path names, or None when ``model`` does not look like a path."""
+    p = Path(model).expanduser()
+    if p.is_dir():
+        return p / "config.json"
+    if p.is_file() or model.endswith(".json") or "/" in model or model.startswith("."):
+        return p
+    return None
+
+
+def _load_hf_config(path: Path) -> Any:
+    from transformers import AutoConfig
+
+    if not path.is_file():
+        where = path.parent if path.name == "config.json" else path
+        raise ValueError(f"{where} is not a model: no Hugging Face config.json at {path}.")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a model: not a readable JSON config ({exc}).") from None
+    if not isinstance(raw, dict) or "model_type" not in raw:
+        raise ValueError(f"{path} is not a model: its JSON has no 'model_type'.")
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (ValueError, KeyError, OSError) as exc:
+        raise ValueError(f"{path} is not a model transformers can build: {exc}") from None
+
+
+def _apply_overrides(config: Any, overrides: Mapping[str, int]) -> None:
+    for key, value in overrides.items():
+        names = [n for n in _CONFIG_NAMES[key] if hasattr(config, n)]
+        if not names:
+            raise ValueError(
+                f"cannot override {key}: config of model_type={config.model_type!r} has none of "
+                f"{_CONFIG_NAMES[key]}."
+            )
+        setattr(config, names[0], value)
+    if "hidden" in overrides or "heads" in overrides:
+        if getattr(config, "head_dim", None) is not None:
+            config.head_dim = config.hidden_size // config.num_attention_heads
+    if config.model_type == "opt" and "hidden" in overrides:
+        config.word_embed_proj_dim = config.hidden_size
+
+
+def arch_fields(config: Any) -> dict[str, Any]:
+    """The shape columns of a profile row, read from any decoder's HF config.
+
+    Returns
+    -------
+    dict
+        ``layers, hidden, ffn, heads, kv_heads, vocab`` (counts), ``family`` (``"llama"`` for a
+        gated MLP, ``"opt"`` for a two-matrix MLP), ``tied`` (bool), ``model_type`` (HF's).
+    """
+    hidden = int(config.hidden_size)
+    ffn = next(
+        (getattr(config, n) for n in _CONFIG_NAMES["ffn"] if getattr(config, n, None)),
+        4 * hidden,
+    )
+    heads = int(config.num_attention_heads)
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    model_type = str(config.model_type)
+    return {
+        "layers": int(config.num_hidden_layers),
+        "hidden": hidden,
+        "ffn": int(ffn),
+        "heads": heads,
+        "kv_heads": int(kv),
+        "vocab": int(config.vocab_size),
+        "family": "opt" if model_type in _TWO_MATRIX_MLP else "llama",
+        "tied": bool(getattr(config, "tie_word_embeddings", False)),
+        "model_type": model_type,
+    }
+
+
+def _override_suffix(overrides: Mapping[str, int]) -> str:
+    return "".join(f"_{k.replace('_', '')}{v}" for k, v in overrides.items())
+
+
+def resolve_model(
+    model: str, *, overrides: Mapping[str, int] | None = None, name: str | None = None
+) -> ModelRecipe:
+    """Turn a model name (preset, HF folder, config.json) plus overrides into a recipe.
+
+    Parameters
+    ----------
+    model : str
+        A preset name (see ``perfmodel.presets.preset_names()``), a folder holding a
+        ``config.json``, or a ``config.json`` path.
+    overrides : Mapping[str, int], optional
+        Shape fields to change: ``layers``, ``hidden``, ``ffn``, ``heads``, ``kv_heads``.
+    name : str, optional
+        Name of the result (default: the preset or folder name plus the overrides).
+
+    Returns
+    -------
+    ModelRecipe
+
+    Raises
+    ------
+    ValueError
+        Unknown preset, a path that is not a model, heads that do not divide hidden, kv_heads that
+        do not divide heads, a non-positive override.
+
+    Examples
+    --------
+    >>> r = resolve_model("llama-7b", overrides={"layers": 2, "hidden": 512, "heads": 8})
+    >>> r.name, r.layers, r.config.hidden_size, r.config.head_dim
+    ('llama-7b_layers2_hidden512_heads8', 2, 512, 64)
+    """
+    ov = _check_overrides(overrides or {})
+    path = _config_path(model)
+    if path is None:
+        if model not in preset_names():
+            raise ValueError(
+                f"unknown preset {model!r} and no such path; known presets: "
+                f"{', '.join(preset_names())}."
+            )
+        spec = get_preset(model)
+        user_keys = set(ov)
+        if "heads" in ov and "kv_heads" not in ov:
+            # keep the preset's GQA group size where it still divides, else plain MHA (OPT)
+            group = spec.heads // spec.kv_heads
+            ov["kv_heads"] = ov["heads"] // group if ov["heads"] % group == 0 else ov["heads"]
+        _check_heads(
+            ov.get("hidden", spec.hidden),
+            ov.get("heads", spec.heads),
+            ov.get("kv_heads", spec.kv_heads),
+        )
+        user_ov = {k: v for k, v in ov.items() if k in user_keys}
+        spec = spec.replace(**ov, name=name or model + _override_suffix(user_ov))
+        config = _config_from_arch(spec)
+        source = f"preset:{model}" + (" +overrides" if ov else "")
+        return ModelRecipe(
+            name=_slug(spec.name), config=config, source=source, arch=spec, overrides=ov
+        )
+    config = _load_hf_config(path)
+    _apply_overrides(config, ov)
+    f = arch_fields(config)
+    _check_heads(f["hidden"], f["heads"], f["kv_heads"])
+    base = path.parent.name if path.name == "config.json" else path.stem
+    rname = _slug(name or base + _override_suffix(ov))
+    try:
+        arch = ArchSpec.from_hf_config(config.to_dict(), name=rname, source=str(path))
+    except (ValueError, KeyError, TypeError):
+        arch = None  # not a llama/opt layout: no roofline bound
+    source = f"path:{path}" + (" +overrides" if ov else "")
+    return ModelRecipe(name=rname, config=config, source=source, arch=arch, overrides=ov)
+
+
+def build_model(
+    recipe: ModelRecipe,
+    *,
+    layers: int | None = None,
+    dtype: str = "fp32",
+    device: str = "cpu",
+    seed: int = 0,
+) -> Any:
+    """Instantiate the recipe's real HF model class with random weights, in eval mode.
+
+    Parameters
+    ----------
+    recipe : ModelRecipe
+        From :func:`resolve_model`.
+    layers : int, optional
+        Build only the first ``layers`` decoder layers (a truncated copy for depth
+        differencing); default the recipe's depth.
+    dtype : {"fp32", "bf16", "fp16"}
+        Parameter dtype.
+    device : str
+        ``"cpu"`` or ``"cuda"`` (or ``"cuda:1"``); the weights are allocated there directly.
+    seed : int
+        Seed of the random block the weights are tiled from.
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+    """
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
+
+    tdtype = torch_dtype(dtype)
+    config = copy.deepcopy(recipe.config)
+    if layers is not None:
+        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+            raise ValueError(f"`layers >= 1` must hold, but got {layers=}.")
+        config.num_hidden_layers = layers
+        if getattr(config, "layer_types", None) is not None:
+            config.layer_types = list(config.layer_types)[:layers]
+    config.use_cache = True
+    with torch.device(device), no_init_weights():
+        model = AutoModelForCausalLM.from_config(config, dtype=tdtype)
+    _fill_random(model, seed=seed)
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
+    return model.eval()
+
+
+def _fill_random(model: Any, *, seed: int) -> None:
+    """Weights (>= 2-D) from a tiled U(-0.04, 0.04) block; norm scales 1; biases 0."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    block_n = 1 << 20
+    with torch.no_grad():
+        block = torch.rand(block_n, generator=gen).mul_(0.08).sub_(0.04)
+        cache: dict[tuple[Any, Any], torch.Tensor] = {}
+        for pname, p in model.named_parameters():
+            if p.ndim < 2:
+                p.fill_(0.0 if pname.endswith("bias") else 1.0)
+                continue
+            key = (p.dtype, p.device)
+            if key not in cache:
+                cache[key] = block.to(dtype=p.dtype, device=p.device)
+            src = cache[key]
+            flat = p.view(-1)
+            full = flat.numel() // block_n
+            if full:
+                flat[: full * block_n].view(full, block_n).copy_(src.expand(full, block_n))
+            rest = flat.numel() - full * block_n
+            if rest:
+                flat[full * block_n :].copy_(src[:rest])
+        for bname, b in model.named_buffers():
+            if b.is_floating_point() and not torch.isfinite(b).all():
+                raise RuntimeError(f"buffer {bname} is not finite after building the model.")

@@ -1,0 +1,96 @@
+"""`specdec profile`: a tiny model end to end, and bad input -> exit 2 with one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from transformers import LlamaConfig
+
+from explorer.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-cli")
+    LlamaConfig(
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=256,
+    ).save_pretrained(folder)  # fmt: skip
+    return folder
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_profile_tiny_model_json_and_files(tiny_folder, tmp_path, capsys, one_thread):
+    out = tmp_path / "prof"
+    committed = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c" / "hardware.json"
+    if committed.is_file():  # reuse this machine's measured hardware (skips the probe)
+        out.mkdir()
+        shutil.copy(committed, out / "hardware.json")
+    argv = ["profile", "--model", str(tiny_folder / "config.json"), "--device", "cpu",
+            "--threads", "1", "--repeats", "2", "--query", "1,3", "--whole", "--out", str(out),
+            "--json"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["model"] == tiny_folder.name and result["threads"] == 1
+    assert len(result["measurements"]) == 4 and len(result["fits"]) == 2
+    for m in result["measurements"]:
+        assert m["median_ms"] > 0 and m["roofline_ms"] > 0
+    rows = pd.read_csv(out / f"{tiny_folder.name}.csv")
+    assert len(rows) == 4 and set(rows["depth"]) == {1, 2}
+    assert (out / f"{tiny_folder.name}.fit.csv").is_file()
+
+
+def test_profile_text_output(tiny_folder, tmp_path, capsys, one_thread):
+    committed = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c" / "hardware.json"
+    if committed.is_file():
+        shutil.copy(committed, tmp_path / "hardware.json")
+    argv = ["profile", "--model", str(tiny_folder), "--layers", "3", "--threads", "1",
+            "--repeats", "1", "--query", "2", "--out", str(tmp_path), "--no-write"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "roofline ms" in text and "T_layer" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--model", "llama-3000b"], "unknown preset"),
+        (["--model", "llama-7b", "--heads", "7"], "hidden % heads == 0"),
+        (["--model", "/nonexistent/folder"], "is not a model"),
+        (["--model", "llama-7b", "--depths", "2"], "two distinct depths"),
+        (["--model", "llama-7b", "--query", "0"], "--query"),
+        (["--model", "llama-7b", "--dtype", "fp16"], "--dtype"),
+        (["--model", "llama-7b", "--device", "tpu"], "--device"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, needle, capsys):
+    assert main(["profile", *argv, "--no-write"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
+def test_cuda_without_cuda_exits_2(capsys):
+    assert main(["profile", "--model", "llama-7b", "--device", "cuda", "--no-write"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_malformed_profile_folder_is_a_value_error(tmp_path):
+    from perfmodel.latency_model import LatencyModel
+
+    (tmp_path / "m.csv").write_text("not,a,profile\n1,2,3\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        LatencyModel.from_profiles(tmp_path)

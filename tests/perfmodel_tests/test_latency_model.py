@@ -1,0 +1,192 @@
+"""perfmodel.latency_model: fitted from profile rows, reproduces them, monotone, plugs in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perfmodel.arch import ArchSpec
+from perfmodel.latency_model import (
+    FIXED_TERMS,
+    LAYER_TERMS,
+    REQUIRED_COLUMNS,
+    LatencyModel,
+    fixed_terms,
+    layer_terms,
+    load_profile_rows,
+)
+from perfmodel.throughput import speculative_throughput
+
+REPO = Path(__file__).resolve().parents[2]
+CPU_PROFILE = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
+
+# A known "true" device: per-layer overhead, bandwidth and FLOP terms (ms per unit).
+TRUE_LAYER = np.array([0.2, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0])
+TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 3e7, 0.0, 2e-6, 0.0])
+WIDTHS = (128, 256, 512, 1024)
+
+
+def _arch(w: int, *, layers: int = 1, vocab: int = 4096) -> ArchSpec:
+    return ArchSpec(
+        layers=layers, hidden=w, ffn=int(2.75 * w), heads=w // 64, kv_heads=w // 64,
+        vocab=vocab, tied_embeddings=False, family="llama",
+    )  # fmt: skip
+
+
+def _true_ms(arch: ArchSpec, depth, b, n, q):
+    kw = {"bytes_per_param": 4.0, "flops_per_byte": 10.0}
+    lt = layer_terms(
+        hidden=arch.hidden, ffn=arch.ffn, heads=arch.heads, kv_heads=arch.kv_heads, opt=False,
+        batch=b, context=n, query=q, **kw,
+    )  # fmt: skip
+    ft = fixed_terms(hidden=arch.hidden, vocab=arch.vocab, batch=b, query=q, **kw)
+    return ft @ TRUE_FIXED + depth * (lt @ TRUE_LAYER)
+
+
+def _rows(widths=WIDTHS) -> pd.DataFrame:
+    out = []
+    for w in widths:
+        a = _arch(w)
+        for depth in (1, 2, 4):
+            for b in (1, 4):
+                for n in (128, 512):
+                    for q in (1, 4, 17):
+                        t = float(_true_ms(a, depth, b, n, q))
+                        out.append(
+                            {
+                                "model": f"w{w}", "family": "llama", "depth": depth,
+                                "hidden": w, "ffn": a.ffn, "heads": a.heads,
+                                "kv_heads": a.kv_heads, "vocab": a.vocab, "tied": False,
+                                "batch": b, "context": n, "query": q, "dtype": "fp32",
+                                "median_ms": t, "min_ms": t * 0.98,
+                            }
+                        )  # fmt: skip
+    return pd.DataFrame(out)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return LatencyModel.fit(_rows(), flops_per_byte=10.0)
+
+
+def test_term_names_match_feature_widths():
+    lt = layer_terms(hidden=64, ffn=128, heads=1, kv_heads=1, opt=False, batch=1, context=0,
+                     query=1, bytes_per_param=2.0, flops_per_byte=1.0)  # fmt: skip
+    ft = fixed_terms(hidden=64, vocab=10, batch=1, query=1, bytes_per_param=2.0, flops_per_byte=1.0)
+    assert lt.shape == (len(LAYER_TERMS),) and ft.shape == (len(FIXED_TERMS),)
+
+
+def test_reproduces_the_rows_it_was_fitted_on(model):
+    rows = _rows()
+    assert model.statistic == "median_ms"  # no CPU-time column: wall clock
+    for r in rows.itertuples():
+        fn = model.latency_fn(_arch(r.hidden, layers=r.depth))
+        assert model.is_profiled(_arch(r.hidden))
+        got = fn(r.batch, r.context, r.query)
+        assert got == pytest.approx(r.median_ms, rel=0.02), r
+
+
+def test_parametric_predicts_a_held_out_architecture():
+    held_out = _arch(512)
+    m = LatencyModel.fit(_rows(), flops_per_byte=10.0, exclude=[held_out])
+    assert not m.is_profiled(held_out)
+    for depth in (1, 3, 12):
+        a = held_out.replace(layers=depth)
+        for b, n, q in [(1, 128, 1), (4, 512, 17), (2, 300, 5)]:
+            want = float(_true_ms(held_out, depth, b, n, q))
+            assert m.latency_fn(a)(b, n, q) == pytest.approx(want, rel=0.03), (depth, b, n, q)
+
+
+@pytest.mark.parametrize("profiled", [True, False])
+def test_monotone_in_depth_batch_context_query(model, profiled):
+    # inside and outside the measured grid (batch 1..4, context 128..512, query 1..17)
+    b = np.array([1, 2, 3, 4, 8, 16, 64])
+    n = np.array([0, 64, 128, 300, 512, 1024, 4096])
+    q = np.array([1, 2, 4, 9, 17, 33])
+    for w in (256, 384):  # profiled and not
+        fns = [model.latency_fn(_arch(w, layers=L), profiled=profiled) for L in (1, 2, 5, 12)]
+        grid = [f(b[:, None, None], n[None, :, None], q[None, None, :]) for f in fns]
+        for lo, hi in zip(grid, grid[1:], strict=False):
+            assert (hi > lo).all(), (w, "depth")
+        t = grid[1]
+        assert (np.diff(t, axis=0) >= -1e-12).all(), (w, "batch")
+        assert (np.diff(t, axis=1) >= -1e-12).all(), (w, "context")
+        assert (np.diff(t, axis=2) >= -1e-12).all(), (w, "query")
+
+
+def test_breakdown_and_vectorised_step_model_plug_in(model):
+    draft = model.latency_fn(_arch(128, layers=2))
+    target = model.latency_fn(_arch(1024, layers=12))
+    parts = target.breakdown(4, 128, 5)
+    assert parts["total_ms"] == pytest.approx(parts["fixed_ms"] + 12 * parts["layer_ms"])
+    out = speculative_throughput(
+        acceptance_rate=np.array([0.6, 0.8]), gamma=np.array([2, 4]), draft_ms=draft,
+        target_ms=target, batch=1, context=128,
+    )  # fmt: skip
+    assert out is not None
+
+
+def test_statistic_choice(model):
+    rows = _rows()
+    m = LatencyModel.fit(rows, statistic="min_ms", flops_per_byte=10.0)
+    a = _arch(256, layers=2)
+    assert m.latency_fn(a)(1, 128, 1) == pytest.approx(
+        0.98 * model.latency_fn(a)(1, 128, 1), rel=0.02
+    )
+    rows["cpu_median_ms"] = rows["median_ms"] * 0.5
+    auto = LatencyModel.fit(rows, flops_per_byte=10.0)
+    assert auto.statistic == "cpu_median_ms"
+    with pytest.raises(ValueError, match="statistic"):
+        LatencyModel.fit(rows, statistic="mean_ms")
+
+
+def test_bad_profiles_raise_value_error(tmp_path):
+    with pytest.raises(ValueError, match="no profile folder"):
+        LatencyModel.from_profiles(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no profile CSVs"):
+        LatencyModel.from_profiles(tmp_path)
+    (tmp_path / "a.csv").write_text("model,depth\nx,1\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        LatencyModel.from_profiles(tmp_path)
+    bad = _rows().head(3).astype({"median_ms": object})
+    bad.loc[1, "median_ms"] = "fast"
+    bad.to_csv(tmp_path / "a.csv", index=False)
+    with pytest.raises(ValueError, match="median_ms"):
+        load_profile_rows(tmp_path)
+    bad = _rows().head(3)
+    bad.loc[0, "batch"] = 0
+    bad.to_csv(tmp_path / "a.csv", index=False)
+    with pytest.raises(ValueError, match="batch >= 1"):
+        load_profile_rows(tmp_path / "a.csv")
+    (tmp_path / "a.csv").write_text('model,"depth\n1,2\n')
+    with pytest.raises(ValueError):
+        load_profile_rows(tmp_path)
+    assert set(REQUIRED_COLUMNS) <= set(_rows().columns)
+
+
+def test_importing_the_latency_model_does_not_import_torch():
+    code = "import sys, perfmodel.latency_model; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_committed_cpu_profile_fits_its_rows():
+    if not any(CPU_PROFILE.glob("draft-*.csv")):
+        pytest.skip("no committed CPU profile")
+    m = LatencyModel.from_profiles(CPU_PROFILE)
+    rows = load_profile_rows(CPU_PROFILE)
+    rows = rows[rows["dtype"] == m.dtype]
+    err = []
+    for r in rows.itertuples():
+        a = ArchSpec(
+            layers=int(r.depth), hidden=int(r.hidden), ffn=int(r.ffn), heads=int(r.heads),
+            kv_heads=int(r.kv_heads), vocab=int(r.vocab), tied_embeddings=bool(r.tied),
+            family=r.family,
+        )  # fmt: skip
+        err.append(m.latency_fn(a)(r.batch, r.context, r.query) / getattr(r, m.statistic) - 1)
+    err = np.abs(np.array(err))
+    assert np.median(err) < 0.05, f"median in-sample error {np.median(err):.1%}"

@@ -1,0 +1,107 @@
+"""profiler.build: presets, config folders and overrides build the real HF class, no download."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import LlamaConfig, LlamaForCausalLM, OPTForCausalLM
+
+from perfmodel.presets import get_preset
+from profiler.build import arch_fields, build_model, resolve_model
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaConfig(
+        vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+    ).save_pretrained(folder)  # fmt: skip
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("preset", "cls"), [("llama-7b", LlamaForCausalLM), ("opt-125m", OPTForCausalLM)]
+)
+def test_preset_with_overrides_builds_real_class_with_archspec_param_count(preset, cls):
+    overrides = {"layers": 2, "hidden": 64, "ffn": 96, "heads": 4}
+    recipe = resolve_model(preset, overrides=overrides)
+    model = build_model(recipe, layers=1)
+    assert isinstance(model, cls)
+    assert model.config.num_hidden_layers == 1 and recipe.layers == 2
+    # golden: ArchSpec's count (itself pinned to published sizes) equals HF's count
+    expected = recipe.arch.replace(layers=1).param_count
+    assert model.num_parameters() == expected, (preset, overrides)
+    for p in model.parameters():
+        assert p.isfinite().all()
+
+
+def test_override_name_and_gqa_group_kept():
+    recipe = resolve_model("llama-2-70b", overrides={"layers": 1, "hidden": 512, "heads": 8})
+    assert recipe.name == "llama-2-70b_layers1_hidden512_heads8"
+    assert recipe.config.num_key_value_heads == 1  # 64/8 group size kept
+    assert recipe.config.head_dim == 64
+    assert recipe.source == "preset:llama-2-70b +overrides"
+
+
+def test_preset_without_overrides_matches_reference():
+    recipe = resolve_model("llama-65b")
+    spec = get_preset("llama-65b")
+    f = arch_fields(recipe.config)
+    assert (f["layers"], f["hidden"], f["ffn"], f["heads"], f["vocab"]) == (
+        spec.layers, spec.hidden, spec.ffn, spec.heads, spec.vocab,
+    )  # fmt: skip
+
+
+def test_folder_and_config_json_paths(tiny_folder):
+    by_folder = resolve_model(str(tiny_folder))
+    by_file = resolve_model(str(tiny_folder / "config.json"), overrides={"layers": 1})
+    assert by_folder.name == tiny_folder.name and by_folder.layers == 3
+    assert by_file.layers == 1 and by_file.arch is not None
+    assert arch_fields(by_folder.config)["kv_heads"] == 2
+    model = build_model(by_folder, layers=2, dtype="bf16")
+    assert model.config.num_hidden_layers == 2 and str(model.dtype) == "torch.bfloat16"
+
+
+def test_other_architectures_build_through_their_config(tmp_path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=128, n_positions=256).save_pretrained(
+        tmp_path
+    )
+    recipe = resolve_model(str(tmp_path), overrides={"layers": 1})
+    assert recipe.arch is None  # no roofline for a layout ArchSpec does not model
+    f = arch_fields(recipe.config)
+    assert (f["family"], f["layers"], f["hidden"]) == ("opt", 1, 64)
+    model = build_model(recipe)
+    assert type(model).__name__ == "GPT2LMHeadModel"
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "match"),
+    [
+        ("llama-3000b", {}, "unknown preset 'llama-3000b'"),
+        ("llama-7b", {"heads": 7}, "hidden % heads == 0"),
+        ("llama-7b", {"hidden": 100, "heads": 8}, "hidden % heads == 0"),
+        ("llama-7b", {"heads": 8, "kv_heads": 3}, "heads % kv_heads == 0"),
+        ("llama-7b", {"layers": 0}, "layers >= 1"),
+        ("llama-7b", {"depth": 2}, "overrides"),
+    ],
+)
+def test_bad_models_raise_value_error(model, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_model(model, overrides=overrides)
+
+
+def test_paths_that_are_not_models(tmp_path):
+    with pytest.raises(ValueError, match="is not a model"):
+        resolve_model(str(tmp_path))  # a folder without config.json
+    (tmp_path / "x.json").write_text(json.dumps({"hidden_size": 4}))
+    with pytest.raises(ValueError, match="no 'model_type'"):
+        resolve_model(str(tmp_path / "x.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable JSON"):
+        resolve_model(str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="is not a model"):
+        resolve_model(str(tmp_path / "missing" / "config.json"))

@@ -1,0 +1,146 @@
+"""profiler.layers: depth differencing, rows and files, a tiny real model on CPU."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import LlamaConfig
+
+from perfmodel.hardware import HardwareSpec
+from profiler.build import resolve_model
+from profiler.layers import (
+    FIT_COLUMNS,
+    ROW_COLUMNS,
+    ProfileGrid,
+    fit_depths,
+    profile_model,
+    write_profile,
+)
+from profiler.timing import TimingResult
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_fit_depths_recovers_line_and_reports_residual():
+    fit = fit_depths([1, 2, 4, 8], [3.5, 5.5, 9.5, 17.5])
+    assert fit["t_fixed_ms"] == pytest.approx(1.5) and fit["t_layer_ms"] == pytest.approx(2.0)
+    assert fit["fit_residual_ms"] == pytest.approx(0.0, abs=1e-12)
+    bent = fit_depths([1, 2, 4], [3.0, 5.0, 11.0])
+    assert bent["fit_residual_ms"] > 0.1
+    with pytest.raises(ValueError, match="distinct"):
+        fit_depths([2, 2], [1.0, 1.0])
+
+
+class SyntheticTimer:
+    """T = fixed(b, q) + L * layer(b, n, q) with seeded noise: a known per-layer cost."""
+
+    def __init__(self, noise: float = 0.002) -> None:
+        self.rng = np.random.default_rng(0)
+        self.noise = noise
+
+    @staticmethod
+    def layer_ms(b, n, q):
+        return 0.3 + 0.01 * b * q + 1e-4 * b * n
+
+    @staticmethod
+    def fixed_ms(b, q):
+        return 2.0 + 0.05 * b * q
+
+    def __call__(self, *, depths, batch, context, query):
+        out = {}
+        for d in depths:
+            true = self.fixed_ms(batch, query) + d * self.layer_ms(batch, context, query)
+            samples = true * (1 + self.noise * self.rng.standard_normal(7))
+            out[d] = TimingResult(tuple(samples))
+        return out
+
+
+def test_depth_differencing_recovers_known_per_layer_cost():
+    recipe = resolve_model("llama-7b", overrides={"layers": 8, "hidden": 256, "heads": 4})
+    grid = ProfileGrid(batch=(1, 4), context=(0, 512), query=(1, 5), depths=(1, 2, 4), whole=True)
+    prof = profile_model(recipe, grid=grid, measure=SyntheticTimer())
+    assert list(prof.rows.columns) == list(ROW_COLUMNS)
+    assert list(prof.fits.columns) == list(FIT_COLUMNS)
+    assert len(prof.rows) == 8 * 4 and set(prof.rows["depth"]) == {1, 2, 4, 8}
+    for f in prof.fits.itertuples():
+        want = SyntheticTimer.layer_ms(f.batch, f.context, f.query)
+        assert f.t_layer_ms == pytest.approx(want, rel=0.05), f
+        assert f.t_fixed_ms == pytest.approx(SyntheticTimer.fixed_ms(f.batch, f.query), rel=0.1), f
+        assert abs(f.whole_rel_error) < 0.03, f  # composed 8-layer prediction vs "measured"
+        assert f.depths == "1;2;4"
+
+
+def test_rows_have_the_documented_columns():
+    text = (REPO / "data" / "README.md").read_text(encoding="utf-8")
+    section = text.split("## profiles", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)`", section, flags=re.M))
+    missing = (set(ROW_COLUMNS) | set(FIT_COLUMNS)) - documented
+    assert not missing, f"columns not documented in data/README.md: {sorted(missing)}"
+
+
+def test_grid_validation():
+    with pytest.raises(ValueError, match="depth differencing"):
+        ProfileGrid(depths=(2,))
+    with pytest.raises(ValueError, match="query"):
+        ProfileGrid(query=(0,))
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    LlamaConfig(
+        vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+    ).save_pretrained(folder)  # fmt: skip
+    return resolve_model(str(folder))
+
+
+def test_tiny_real_model_profiles_on_cpu_and_merges(tiny_recipe, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        hw = HardwareSpec(
+            name="test", memory_bandwidth_bytes_per_s=1e11, peak_flops_per_s={"fp32": 1e12},
+            source="a fast machine, so the bound stays below any measurement",
+        )  # fmt: skip
+        grid = ProfileGrid(
+            batch=(1, 2), context=(0, 16), query=(1, 3), depths=(1, 2), whole=True, repeats=2
+        )
+        prof = profile_model(tiny_recipe, grid=grid, hardware=hw)
+    finally:
+        torch.set_num_threads(threads)
+    rows = prof.rows
+    assert len(rows) == 8 * 3 and (rows["median_ms"] > 0).all()
+    assert (rows["cpu_median_ms"] > 0).all()  # one thread: process CPU time is a latency
+    assert (rows["roofline_ms"] < rows["median_ms"]).all()
+    assert (rows["achieved_bandwidth_bytes_per_s"] > 0).all()
+    assert rows["samples_ms"].str.count(";").eq(1).all()
+    written = write_profile(prof, tmp_path)
+    again = write_profile(prof, tmp_path)  # same keys: replaced, not appended
+    assert len(pd.read_csv(again.paths[0])) == len(rows)
+    assert len(pd.read_csv(written.paths[1])) == len(prof.fits) == 8
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_committed_cpu_profile_rooflines_are_lower_bounds():
+    """The roofline bound is never above a measured time by more than noise allows."""
+    folder = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
+    files = [f for f in folder.glob("*.csv") if not f.name.endswith(".fit.csv")]
+    if not files:
+        pytest.skip("no committed CPU profile")
+    rows = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    rows = rows[np.isfinite(rows["roofline_ms"])]
+    assert len(rows) > 0
+    # The hardware peaks were measured on this loaded machine (hardware.json), so a bound may
+    # exceed the fastest sample by the measurement noise of those peaks: allow 25%.
+    ratio = rows["roofline_ms"] / rows["min_ms"]
+    worst = rows.loc[ratio.idxmax(), ["model", "depth", "batch", "context", "query"]].to_dict()
+    assert ratio.max() <= 1.25, f"roofline {ratio.max():.2f}x the fastest sample at {worst}"
+    hw = json.loads((folder / "hardware.json").read_text())
+    assert hw["source"].startswith("measured")
