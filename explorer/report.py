@@ -75,18 +75,36 @@ def landscape_section(
     batches: Sequence[int] = (1, 32, 128),
     overhead_ratios: Sequence[float] = (0.0, 0.05, 0.1, 0.2),
     context: int = 512,
+    target_latency: Any = None,
+    latency_source: str | None = None,
 ) -> Section:
-    """The analytical speedup landscape; needs no measurements, so it always has data."""
+    """The analytical speedup landscape; needs no measurements, so it always has data.
+
+    The verification cost v(b, γ) comes from the roofline of ``target`` on ``hardware``, or from
+    ``target_latency`` (a :class:`perfmodel.LatencyFn`, e.g. a profiled target on this machine,
+    described by ``latency_source``) when given.
+    """
     from explorer.figures import landscape as fl
     from perfmodel import get_hardware, get_preset
 
-    latency = fl.RooflineLatency(get_preset(target), get_hardware(hardware))
+    if target_latency is None:
+        latency = fl.RooflineLatency(get_preset(target), get_hardware(hardware))
+        source = latency.describe()
+        where = (
+            f"the roofline of {target} on {hardware} at context {context}, which is memory-bound "
+            "at batch 1 (verification is free) and compute-bound at large batch (verification "
+            "costs more, speculation pays less)"
+        )
+    else:
+        latency = target_latency
+        source = latency_source or "the target's latency function"
+        where = f"{source}, at context {context}"
     info = fl.get_speedup_landscape_info(
         batches=batches,
         overhead_ratios=overhead_ratios,
         target_latency=latency,
         context=context,
-        latency_source=latency.describe(),
+        latency_source=source,
     )
     intro = (
         "Speculative decoding lets a small draft model propose γ tokens that the large target "
@@ -95,9 +113,7 @@ def landscape_section(
         "latency ratio c = T_draft / T_target (how cheap a draft token is), and how much the "
         "verification pass over γ+1 tokens costs compared with an ordinary one-token pass. These "
         "figures are computed from the model alone (no measurements). The batch menu (top right) "
-        f"switches between batch sizes; the verification cost comes from the roofline of {target} "
-        f"on {hardware} at context {context}, which is memory-bound at batch 1 (verification is "
-        "free) and compute-bound at large batch (verification costs more, speculation pays less). "
+        f"switches between batch sizes; the verification cost comes from {where}. "
         "The slider adds a per-step overhead (sampling, acceptance, cache rollback) as a fraction "
         "of one target pass. The dotted curves are Leviathan et al.'s walltime factor, which this "
         "model reduces to at batch 1 with no overhead."
@@ -106,8 +122,7 @@ def landscape_section(
     facts = {
         "batches": [int(b) for b in info.batch],
         "max_speedup_batch1": float(info.optimal_speedup[b0, 0].max()),
-        "target": target,
-        "hardware": hardware,
+        "latency_source": source,
     }
     blocks: list[Any] = [
         fl.plot_speedup_landscape(info),
@@ -582,6 +597,8 @@ def build_report(
     validation: str | os.PathLike[str] | None = None,
     zoo: str | os.PathLike[str] | None = None,
     study: optuna.Study | None = None,
+    landscape: dict[str, Any] | None = None,
+    first: Sequence[Section] = (),
 ) -> tuple[list[Section], dict[str, str]]:
     """Build every section; return them with the inputs they came from.
 
@@ -599,6 +616,10 @@ def build_report(
         The zoo table. Default: ``data/zoo/drafts.csv``.
     study : optuna.Study, optional
         An already-loaded study (the demo passes its own); overrides ``study_name``.
+    landscape : dict, optional
+        Keyword arguments of :func:`landscape_section` (e.g. a profiled target's latency).
+    first : sequence of Section
+        Sections put before the standard ones (the demo's summary).
     """
     inputs: dict[str, str] = {}
     if study is not None:
@@ -619,7 +640,8 @@ def build_report(
         raise FileNotFoundError(f"zoo table {str(zoo)!r} does not exist.")
     inputs["zoo table"] = str(zoo or "data/zoo/drafts.csv (default)")
     sections = [
-        landscape_section(),
+        *first,
+        landscape_section(**(landscape or {})),
         latency_section(profiles_path),
         search_section(study, storage_display=shown, note=note),
         validation_section(validation, study=study),
