@@ -61,11 +61,27 @@ _STATISTICS = ("median_ms", "min_ms", "cpu_median_ms")
 # Bytes/FLOP balance for the roofline-max feature when the profile folder has no hardware.json.
 _DEFAULT_FLOPS_PER_BYTE = 6.0
 
+# Token-count segments of the piecewise-linear matmul cost: m = b·q in [1, 4], [4, 16], [16, inf).
+# A CPU's (and a GPU's) GEMM efficiency changes with the number of rows m, so one FLOP rate does
+# not fit m = 1 (matrix-vector) and m = 68 alike; a non-decreasing piecewise-linear cost in m
+# does, and stays monotone in b and q.
+M_KNOTS = (1.0, 4.0, 16.0)
+
 LAYER_TERMS = (
-    "overhead_llama", "overhead_opt", "weight_bytes", "matmul_flops", "roofline_max",
-    "kv_bytes", "attention_flops", "token_traffic",
+    "overhead_llama", "overhead_opt", "weight_bytes", "matmul_flops_m1_4",
+    "matmul_flops_m4_16", "matmul_flops_m16_up", "roofline_max", "kv_bytes", "attention_flops",
+    "token_traffic",
 )  # fmt: skip
-FIXED_TERMS = ("overhead", "head_bytes", "head_flops", "roofline_max", "logits", "token_traffic")
+FIXED_TERMS = (
+    "overhead", "head_bytes", "head_flops_m1_4", "head_flops_m4_16", "head_flops_m16_up",
+    "roofline_max", "logits", "token_traffic",
+)  # fmt: skip
+
+
+def _ramps(m: NDArray) -> list[NDArray]:
+    """Extra tokens beyond the first in each segment of :data:`M_KNOTS` (sum = m - 1)."""
+    lo, mid, hi = M_KNOTS
+    return [np.clip(m - lo, 0, mid - lo), np.clip(m - mid, 0, hi - mid), np.maximum(m - hi, 0)]
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -197,8 +213,10 @@ def layer_terms(
 
     Notes
     -----
-    weight_bytes = N_matmul·B; matmul_flops = 2·b·q·N_matmul; roofline_max = max(weight_bytes +
-    kv_bytes, (matmul_flops + attention_flops) / flops_per_byte) (bytes-equivalent);
+    With m = b·q tokens and N the layer's matmul parameters: weight_bytes = N·B (read once,
+    the whole cost at m = 1); matmul_flops_<segment> = 2·N·(tokens beyond the first that fall in
+    the segment of :data:`M_KNOTS`); roofline_max = max(weight_bytes + kv_bytes,
+    (2·N·m + attention_flops) / flops_per_byte) (bytes-equivalent);
     kv_bytes = b·(n + q)·2·kv_heads·head_dim·B; attention_flops = 4·b·q·(n + q)·h;
     token_traffic = b·q·(h + ffn) (activations, norms, element-wise work).
     """
@@ -209,12 +227,12 @@ def layer_terms(
     B = np.asarray(bytes_per_param, float)
     params = _layer_matmul_params(h, f, a, kv, opt)
     weight_bytes = params * B
-    matmul = 2 * b * q * params
     kv_bytes = b * (n + q) * 2 * kv * (h / a) * B
     attention = 4 * b * q * (n + q) * h
-    roof = np.maximum(weight_bytes + kv_bytes, (matmul + attention) / flops_per_byte)
+    roof = np.maximum(weight_bytes + kv_bytes, (2 * b * q * params + attention) / flops_per_byte)
+    ramps = [2 * params * r for r in _ramps(b * q)]
     terms = np.broadcast_arrays(
-        np.where(opt, 0.0, 1.0), np.where(opt, 1.0, 0.0), weight_bytes, matmul, roof,
+        np.where(opt, 0.0, 1.0), np.where(opt, 1.0, 0.0), weight_bytes, *ramps, roof,
         kv_bytes, attention, b * q * (h + f),
     )  # fmt: skip
     return np.stack(terms, axis=-1)
@@ -225,17 +243,18 @@ def fixed_terms(*, hidden, vocab, batch, query, bytes_per_param, flops_per_byte)
 
     Notes
     -----
-    head_bytes = vocab·h·B (the LM head is read whole, tied or not); head_flops = 2·b·q·vocab·h;
-    roofline_max = max(head_bytes, head_flops / flops_per_byte); logits = b·q·vocab (written in
-    fp32); token_traffic = b·q·h (embedding gather, final norm).
+    head_bytes = vocab·h·B (the LM head is read whole, tied or not); head_flops_<segment> =
+    2·vocab·h·(tokens beyond the first in the segment); roofline_max = max(head_bytes,
+    2·b·q·vocab·h / flops_per_byte); logits = b·q·vocab (written in fp32); token_traffic = b·q·h
+    (embedding gather, final norm).
     """
     h, v = np.asarray(hidden, float), np.asarray(vocab, float)
     b, q = np.asarray(batch, float), np.asarray(query, float)
     B = np.asarray(bytes_per_param, float)
     head_bytes = v * h * B
-    head_flops = 2 * b * q * v * h
-    roof = np.maximum(head_bytes, head_flops / flops_per_byte)
-    terms = np.broadcast_arrays(np.ones_like(h), head_bytes, head_flops, roof, b * q * v, b * q * h)
+    roof = np.maximum(head_bytes, 2 * b * q * v * h / flops_per_byte)
+    ramps = [2 * v * h * r for r in _ramps(b * q)]
+    terms = np.broadcast_arrays(np.ones_like(h), head_bytes, *ramps, roof, b * q * v, b * q * h)
     return np.stack(terms, axis=-1)
 
 
@@ -444,7 +463,8 @@ class ProfiledLatency:
         }
         live = [k for _, v, k in self._axes() if len(v) > 1]
         pts = np.stack([coords[k] for k in live] or [np.zeros_like(b)], axis=-1)
-        return self._interp["fixed_ms"](pts), self._interp["layer_ms"](pts)
+        flat = pts.reshape(-1, pts.shape[-1])  # (points, live axes)
+        return tuple(self._interp[k](flat).reshape(b.shape) for k in ("fixed_ms", "layer_ms"))
 
 
 def _depth_split(depth: NDArray, t: NDArray) -> tuple[float, float]:

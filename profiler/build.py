@@ -336,8 +336,8 @@ def build_model(
         if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
             raise ValueError(f"`layers >= 1` must hold, but got {layers=}.")
         config.num_hidden_layers = layers
-        if getattr(config, "layer_types", None) is not None:
-            config.layer_types = list(config.layer_types)[:layers]
+        if getattr(config, "layer_types", None):
+            config.layer_types = _cycle(list(config.layer_types), layers)
     config.use_cache = True
     with torch.device(device), no_init_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=tdtype)
@@ -345,6 +345,11 @@ def build_model(
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     return model.eval()
+
+
+def _cycle(items: list[Any], n: int) -> list[Any]:
+    """The first ``n`` of ``items`` repeated (per-layer types of a deeper or shallower copy)."""
+    return (items * (n // len(items) + 1))[:n]
 
 
 def _fill_random(model: Any, *, seed: int) -> None:

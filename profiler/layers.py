@@ -35,7 +35,7 @@ import pandas as pd
 from perfmodel.atomic import atomic_write_text
 from perfmodel.hardware import HardwareSpec
 from perfmodel.roofline import roofline
-from profiler.build import ModelRecipe, arch_fields, build_model
+from profiler.build import ModelRecipe, _cycle, arch_fields, build_model
 from profiler.timing import TimingResult, time_callable
 
 __all__ = [
@@ -263,11 +263,9 @@ class HFForwardTimer:
 
         setattr(self._owner, self._attr, torch.nn.ModuleList(list(self._layers)[:depth]))
         self._model.config.num_hidden_layers = depth
-        if getattr(self._model.config, "layer_types", None) is not None:
-            self._model.config.layer_types = list(self._layers_types_full())[:depth]
-
-    def _layers_types_full(self) -> list[Any]:
-        return list(self.recipe.config.layer_types)
+        full_types = getattr(self.recipe.config, "layer_types", None)
+        if full_types:
+            self._model.config.layer_types = _cycle(list(full_types), depth)
 
     def _filled_cache(self, batch: int, context: int, depth: int) -> Any:
         import torch

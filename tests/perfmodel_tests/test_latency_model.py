@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 CPU_PROFILE = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
 
 # A known "true" device: per-layer overhead, bandwidth and FLOP terms (ms per unit).
-TRUE_LAYER = np.array([0.2, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0])
-TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 3e7, 0.0, 2e-6, 0.0])
+TRUE_LAYER = np.array([0.2, 0.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0])
+TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 2e-6, 0.0])
 WIDTHS = (128, 256, 512, 1024)
 
 

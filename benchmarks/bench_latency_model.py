@@ -1,0 +1,161 @@
+"""Held-out error of the fitted latency model, and depth vs width at equal parameter count.
+
+1. Leave-one-architecture-out: for every profiled shape, fit ``perfmodel.LatencyModel`` to all
+   other shapes and predict every row (all depths, batches, contexts, queries) of the left-out
+   one with the parametric model. Goal on CPU: median |error| <= 5 %, worst <= 15 %.
+2. Depth vs width: per-token decoding latency T(b=1, n, q=1) of llama-layout drafts with about
+   the same number of layer parameters (12·h²·L, ffn = 2.6875·h) but different depth and width,
+   from the model fitted to everything (measured shapes use their measured tables). On GPUs the
+   seed paper found latency grows with depth at equal size; the table says whether it does here.
+
+Prints the figures, then one JSON line.
+
+Usage: python benchmarks/bench_latency_model.py [--profiles DIR] [--statistic auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from perfmodel.arch import ArchSpec
+from perfmodel.latency_model import ARCH_KEY, LatencyModel, load_profile_rows
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
+
+# (hidden, layers) with 12.06·h²·L within 6 % of 50.6 M layer parameters.
+EQUAL_PARAMS = ((2048, 1), (1408, 2), (1024, 4), (704, 8), (512, 16), (384, 28), (256, 64))
+
+
+def _arch(row, layers: int) -> ArchSpec:
+    return ArchSpec(
+        layers=int(layers), hidden=int(row.hidden), ffn=int(row.ffn), heads=int(row.heads),
+        kv_heads=int(row.kv_heads), vocab=int(row.vocab), tied_embeddings=bool(row.tied),
+        family=str(row.family),
+    )  # fmt: skip
+
+
+def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict:
+    keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
+    per_arch, all_err = {}, []
+    for key in keys:
+        k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
+        m = LatencyModel.fit(rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k])
+        mine = rows[
+            np.logical_and.reduce([rows[c] == v for c, v in zip(ARCH_KEY, key, strict=True)])
+        ]
+        stat = m.statistic
+        err = []
+        for r in mine.itertuples():
+            pred = m.latency_fn(_arch(r, r.depth))(r.batch, r.context, r.query)
+            err.append(pred / getattr(r, stat) - 1)
+        err = np.array(err)
+        name = ",".join(sorted(set(mine["model"])))
+        per_arch[name] = {
+            "rows": int(len(err)),
+            "median_abs_error": float(np.median(np.abs(err))),
+            "worst_abs_error": float(np.max(np.abs(err))),
+            "mean_error": float(np.mean(err)),
+        }
+        all_err.extend(err)
+    e = np.abs(np.array(all_err))
+    return {
+        "statistic": stat,
+        "median_abs_error": float(np.median(e)),
+        "p90_abs_error": float(np.quantile(e, 0.9)),
+        "worst_abs_error": float(e.max()),
+        "worst_arch_median_abs_error": max(v["median_abs_error"] for v in per_arch.values()),
+        "per_arch": per_arch,
+    }
+
+
+def depth_vs_width(model: LatencyModel, *, context: int, vocab: int) -> list[dict]:
+    out = []
+    for h, L in EQUAL_PARAMS:
+        arch = ArchSpec(
+            layers=L, hidden=h, ffn=(h * 43 // 16 + 7) // 8 * 8, heads=h // 64,
+            kv_heads=h // 64, vocab=vocab, tied_embeddings=False, family="llama",
+        )  # fmt: skip
+        fn = model.latency_fn(arch)
+        parts = fn.breakdown(1, context, 1)
+        verify = fn(1, context, 5)
+        out.append(
+            {
+                "hidden": h,
+                "layers": L,
+                "layer_params": int(arch.layers * arch.layer_param_count),
+                "params": int(arch.param_count),
+                "profiled_shape": model.is_profiled(arch),
+                "token_ms": float(parts["total_ms"]),
+                "layers_ms": float(parts["layers_ms"]),
+                "fixed_ms": float(parts["fixed_ms"]),
+                "q5_ms": float(verify),
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profiles", default=str(DEFAULT))
+    p.add_argument("--statistic", default="auto")
+    p.add_argument("--context", type=int, default=128)
+    args = p.parse_args(argv)
+
+    full = LatencyModel.from_profiles(args.profiles, statistic=args.statistic)
+    rows = load_profile_rows(args.profiles)
+    rows = rows[rows["dtype"] == full.dtype]
+    ho = held_out(rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte)
+
+    print(f"profiles: {args.profiles} ({len(rows)} rows, {len(full.tables)} shapes, {full.dtype})")
+    print(
+        f"fitted statistic: {full.statistic}; ridge point {full.parametric.flops_per_byte:.1f} FLOP/byte"
+    )
+    print("\nleave-one-architecture-out error of the parametric model (|predicted/measured - 1|):")
+    print(f"{'architecture':44} {'rows':>5} {'median':>8} {'worst':>8} {'bias':>8}")
+    for name, v in ho["per_arch"].items():
+        print(
+            f"{name[:44]:44} {v['rows']:>5} {v['median_abs_error']:>8.1%} "
+            f"{v['worst_abs_error']:>8.1%} {v['mean_error']:>+8.1%}"
+        )
+    print(
+        f"all rows: median {ho['median_abs_error']:.1%}, p90 {ho['p90_abs_error']:.1%}, worst "
+        f"{ho['worst_abs_error']:.1%} (goal: median <= 5%, worst <= 15%)"
+    )
+
+    dvw = depth_vs_width(full, context=args.context, vocab=32000)
+    print(
+        f"\ndepth vs width at ~50 M layer parameters (llama layout, vocab 32000), b=1, "
+        f"n={args.context}:"
+    )
+    print(
+        f"{'hidden':>6} {'L':>3} {'params':>8} {'token ms':>9} {'L*T_layer':>9} {'T_fixed':>8} "
+        f"{'q=5 ms':>8} profiled"
+    )
+    for d in dvw:
+        print(
+            f"{d['hidden']:>6} {d['layers']:>3} {d['params'] / 1e6:>7.0f}M {d['token_ms']:>9.2f} "
+            f"{d['layers_ms']:>9.2f} {d['fixed_ms']:>8.2f} {d['q5_ms']:>8.2f} "
+            f"{'yes' if d['profiled_shape'] else 'no'}"
+        )
+    print(
+        json.dumps(
+            {
+                "profiles": str(args.profiles),
+                "statistic": full.statistic,
+                "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
+                "held_out_per_arch": ho["per_arch"],
+                "depth_vs_width": dvw,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

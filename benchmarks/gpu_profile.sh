@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Profile the seed-paper presets and the draft grid on one CUDA GPU, in one Python process
+# (imports once), writing data/profiles-style CSVs to $OUT/profiles/<device slug>/.
+#
+#   OUT=/tmp/out bash benchmarks/gpu_profile.sh            # CUDA, bf16: about 5-7 minutes on an H200
+#   OUT=/tmp/out PROFILE_TINY=1 bash benchmarks/gpu_profile.sh   # CPU smoke test, tiny grid, ~1 min
+#
+# Budget: every model gets its own deadline share; a model that would start after
+# PROFILE_BUDGET_S (default 420 s) is skipped and listed in $OUT/gpu_profile_summary.json, so the
+# script ends inside 8 minutes even on a slower GPU. Afterwards:
+#   python benchmarks/bench_latency_model.py --profiles $OUT/profiles/<slug>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-runs/gpu_profile}"
+mkdir -p "$OUT"
+export OUT PROFILE_TINY="${PROFILE_TINY:-0}" PROFILE_BUDGET_S="${PROFILE_BUDGET_S:-420}"
+if [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
+(nvidia-smi || true) > "$OUT/nvidia-smi.txt" 2>&1
+
+python - <<'EOF' 2>&1 | tee "$OUT/gpu_profile.log"
+import json, os, time, traceback
+from pathlib import Path
+
+import torch
+
+from profiler.build import resolve_model
+from profiler.hardware_probe import device_slug, hardware_for
+from profiler.layers import ProfileGrid, profile_model, write_profile
+
+t0 = time.time()
+tiny = os.environ["PROFILE_TINY"] == "1"
+budget = float(os.environ["PROFILE_BUDGET_S"])
+device = "cpu" if tiny else "cuda"
+if not tiny and not torch.cuda.is_available():
+    raise SystemExit("gpu_profile.sh: no CUDA device (use PROFILE_TINY=1 for the CPU smoke test)")
+if tiny:
+    torch.set_num_threads(1)
+dtype = "fp32" if tiny else "bf16"
+out = Path(os.environ["OUT"]) / "profiles" / device_slug(device)
+hw = hardware_for(device, cache_dir=out)
+
+def draft(w, layers):
+    ffn = (w * 43 // 16 + 7) // 8 * 8
+    return ("llama-7b", {"layers": layers, "hidden": w, "ffn": ffn, "heads": w // 64,
+                         "kv_heads": w // 64}, f"draft-w{w}-l{layers}")
+
+if tiny:
+    jobs = [
+        (*draft(128, 2), ProfileGrid(batch=(1,), context=(16,), query=(1, 2), depths=(1, 2),
+                                     whole=True, repeats=2)),
+        ("llama-65b", {"layers": 2, "hidden": 256, "heads": 4, "ffn": 688}, None,
+         ProfileGrid(batch=(1,), context=(16,), query=(1,), depths=(1, 2), repeats=2)),
+        ("opt-66b", {"layers": 2, "hidden": 256, "heads": 4, "ffn": 1024}, None,
+         ProfileGrid(batch=(1,), context=(16,), query=(1,), depths=(1, 2), repeats=2)),
+    ]
+else:
+    big = ProfileGrid(batch=(1, 4, 16), context=(128, 512, 1536), query=(1, 2, 4, 8, 17),
+                      depths=(1, 2), repeats=10, warmup=3)
+    grid_draft = ProfileGrid(batch=(1, 4, 16), context=(128, 512, 1536), query=(1, 2, 4, 8, 17),
+                             depths=(1, 2, 4, 12), whole=True, repeats=10, warmup=3)
+    small_whole = ProfileGrid(batch=(1, 4, 16), context=(128, 512, 1536), query=(1, 2, 4, 8, 17),
+                              depths=(1, 2), whole=True, repeats=10, warmup=3)
+    jobs = [(*draft(w, 12), grid_draft) for w in (128, 256, 512, 1024, 2048)]
+    jobs += [(m, {}, None, small_whole) for m in (
+        "wide-sheared-llama-290m", "wide-sheared-llama-543m", "wide-sheared-llama-796m",
+        "sheared-llama-1.3b", "tinyllama-1.1b", "opt-125m", "opt-1.3b")]
+    jobs += [(m, {}, None, big) for m in (
+        "llama-65b", "llama-2-70b", "opt-66b", "llama-7b", "llama-13b", "sheared-llama-2.7b",
+        "opt-6.7b", "opt-13b")]
+
+done, skipped, failed = [], [], []
+for i, (model, overrides, name, grid) in enumerate(jobs):
+    elapsed = time.time() - t0
+    if elapsed > budget:
+        skipped.append(name or model)
+        continue
+    try:
+        recipe = resolve_model(model, overrides=overrides, name=name)
+        prof = profile_model(recipe, grid=grid, device=device, dtype=dtype, hardware=hw)
+        paths = write_profile(prof, out).paths
+        fits = prof.fits
+        print(f"[{time.time() - t0:6.1f}s] {recipe.name}: {len(prof.rows)} rows; "
+              f"T_layer(b=1, q=1) = {fits['t_layer_ms'].iloc[0]:.3f} ms, "
+              f"T_fixed = {fits['t_fixed_ms'].iloc[0]:.3f} ms -> {paths[0]}", flush=True)
+        done.append(recipe.name)
+    except Exception as exc:  # keep going: one model's failure must not lose the others
+        traceback.print_exc()
+        failed.append(f"{name or model}: {exc}")
+    finally:
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+summary = {"device": device_slug(device), "dtype": dtype, "tiny": tiny, "seconds": time.time() - t0,
+           "done": done, "skipped_for_time": skipped, "failed": failed, "out": str(out)}
+(Path(os.environ["OUT"]) / "gpu_profile_summary.json").write_text(json.dumps(summary, indent=2))
+print(json.dumps(summary))
+EOF
