@@ -62,6 +62,9 @@ class TrainConfig:
         A Hugging Face folder to distil from (its vocabulary must equal the tokenizer's).
     ce_weight : float
         Weight of next-token cross-entropy mixed into the distillation loss, in [0, 1].
+    init_from : Path or None
+        A Hugging Face folder of the same shape whose weights start the run (continued
+        training with a fresh optimizer and schedule) instead of a random initialisation.
     seq_len, batch_size : int
         Window length in tokens and windows per step.
     lr : float
@@ -85,6 +88,7 @@ class TrainConfig:
     kv_heads: int | None = None
     teacher: Path | None = None
     ce_weight: float = 0.0
+    init_from: Path | None = None
     corpus: Path = field(default_factory=stdlib_path)
     tokenizer_dir: Path = DEFAULT_TOKENIZER_DIR
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -106,8 +110,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("out_dir", "corpus", "tokenizer_dir", "cache_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)))
-        if self.teacher is not None:
-            object.__setattr__(self, "teacher", Path(self.teacher))
+        for name in ("teacher", "init_from"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         heads = self.heads if self.heads is not None else max(1, self.hidden // 64)
         object.__setattr__(self, "heads", heads)
         if self.kv_heads is None:
@@ -221,8 +226,6 @@ def tokenize_split(
     Every file is preceded by the ``<|endoftext|>`` token. The cache key is the hash of
     ``tokenizer.json`` and the corpus fingerprint (file names and sizes).
     """
-    from explorer.corpus import read_texts
-
     tokenizer_dir = Path(tokenizer_dir)
     tok = load_tokenizer(tokenizer_dir)
     if len(tok) > 65536:
@@ -235,15 +238,30 @@ def tokenize_split(
         if path.is_file():
             arrays.append(np.load(path))
             continue
-        eos = tok.eos_token_id
-        encodings = tok.backend_tokenizer.encode_batch(list(read_texts(files)))
-        ids = [np.asarray([eos] + e.ids, dtype=np.uint16) for e in encodings]
-        arr = np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint16)
+        arr = _encode_files(tok, files)
         buf = io.BytesIO()
         np.save(buf, arr)
         atomic_write_bytes(path, buf.getvalue())
         arrays.append(arr)
     return arrays[0], arrays[1]
+
+
+def _encode_files(tok, files: tuple[Path, ...]) -> np.ndarray:
+    from explorer.corpus import read_texts
+
+    eos = tok.eos_token_id
+    encodings = tok.backend_tokenizer.encode_batch(list(read_texts(files)))
+    ids = [np.asarray([eos] + e.ids, dtype=np.uint16) for e in encodings]
+    return np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint16)
+
+
+def tokenize_files(files: tuple[Path, ...], *, tokenizer_dir: str | os.PathLike[str]) -> np.ndarray:
+    """Token array (uint16) of ``files``, each preceded by ``<|endoftext|>``, without a cache.
+
+    The same encoding as :func:`tokenize_split`; for a quick look at one split (the tests
+    tokenise only the validation files).
+    """
+    return _encode_files(load_tokenizer(tokenizer_dir), tuple(files))
 
 
 def fixed_windows(tokens: np.ndarray, *, n_windows: int, seq_len: int) -> np.ndarray:
@@ -409,6 +427,29 @@ class TeacherLogprobs:
         return logp
 
 
+def _load_initial_weights(model, folder: Path) -> dict:
+    """Copy the weights of HF folder ``folder`` into ``model`` (same shape); return its meta."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if not (folder / "config.json").is_file():
+        raise ValueError(
+            f"`init_from` must be a Hugging Face folder with config.json, but got "
+            f"init_from={str(folder)!r}."
+        )
+    source = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+    theirs, ours = source.state_dict(), model.state_dict()
+    shapes = {k: tuple(v.shape) for k, v in theirs.items()}
+    if shapes != {k: tuple(v.shape) for k, v in ours.items()}:
+        raise ValueError(
+            f"`init_from has the student's shape` must hold, but {str(folder)!r} has "
+            f"{source.config.num_hidden_layers} layers x {source.config.hidden_size}."
+        )
+    model.load_state_dict(theirs)
+    meta_path = folder / "zoo_meta.json"
+    return json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+
+
 # --- log and checkpoint -----------------------------------------------------------------------
 
 
@@ -504,7 +545,7 @@ def train_model(
     identity = config.identity()
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if meta.get("train_config") == identity:
+        if _same_run(meta.get("train_config"), identity):
             return _result_from_meta(out, meta, resumed_from_step=meta["steps"])
         raise ValueError(
             f"`out_dir` must be empty or hold this run, but got out_dir={str(out)!r} holding a "
@@ -532,6 +573,9 @@ def train_model(
     val_windows = fixed_windows(val_tokens, n_windows=config.eval_windows, seq_len=config.seq_len)
 
     model = build_model(config, vocab_size=vocab_size, eos_token_id=tok.eos_token_id)
+    init_meta: dict = {}
+    if config.init_from is not None:
+        init_meta = _load_initial_weights(model, config.init_from)
     model.to(config.device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -547,7 +591,7 @@ def train_model(
     start_step, elapsed_before_s = 0, 0.0
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, weights_only=True, map_location=config.device)
-        if json.loads(state["identity"]) != identity:
+        if not _same_run(json.loads(state["identity"]), identity):
             raise ValueError(
                 f"`out_dir` must hold a checkpoint of this configuration to resume, but got "
                 f"out_dir={str(out)!r} with a checkpoint of a different run."
@@ -687,6 +731,9 @@ def train_model(
         "params": params,
         "tokens_budget": config.tokens,
         "tokens_trained": trained,
+        "init_from": None if config.init_from is None else str(config.init_from),
+        "tokens_trained_total": trained
+        + int(init_meta.get("tokens_trained_total", init_meta.get("tokens_trained", 0)) or 0),
         "steps": total,
         "seq_len": config.seq_len,
         "batch_size": config.batch_size,
@@ -717,6 +764,20 @@ def train_model(
     if ckpt_path.is_file():
         ckpt_path.unlink()
     return _result_from_meta(out, meta, resumed_from_step=start_step)
+
+
+def _same_run(stored: dict | None, identity: dict) -> bool:
+    """Whether a stored run identity is this run's; a field added to ``TrainConfig`` after the
+    run was stored counts as equal when this run leaves it at its default."""
+    if stored is None:
+        return False
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING
+    }
+    filled = {k: stored.get(k, defaults.get(k)) for k in identity}
+    return filled == identity and set(stored) <= set(identity)
 
 
 def _result_from_meta(out: Path, meta: dict, *, resumed_from_step: int) -> TrainResult:

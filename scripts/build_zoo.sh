@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ZOO=data/zoo
-TARGET_TOKENS=${TARGET_TOKENS:-344064}    # 168 steps of 8 x 256 tokens
+TARGET_TOKENS=${TARGET_TOKENS:-344064}    # stage 1: 168 steps of 8 x 256 tokens
+TARGET2_TOKENS=${TARGET2_TOKENS:-491520}  # stage 2: 240 steps of 8 x 256 tokens
 DRAFT_TOKENS=${DRAFT_TOKENS:-131072}      # 64 steps of 8 x 256 tokens, the same for every draft
 COMMON=(--seq-len 256 --batch-size 8 --eval-windows 32 --seed 0)
 mkdir -p runs/zoo-logs
@@ -25,9 +26,16 @@ stage_tokenizer() {
 }
 
 stage_target() {
-  specdec train --out "$ZOO/target" --layers 6 --hidden 384 --ffn 1024 --heads 6 \
+  # Two stages with one schedule each: 168 steps from a random start (seed 0), then 240 more
+  # steps continued from those weights with fresh batches (seed 1), a new warmup and cosine.
+  specdec train --out runs/zoo-build/target-stage1 --layers 6 --hidden 384 --ffn 1024 --heads 6 \
     --tokens "$TARGET_TOKENS" --lr 2e-3 --warmup-fraction 0.05 --eval-every 24 "${COMMON[@]}" \
-    2> runs/zoo-logs/target.err | tee runs/zoo-logs/target.out
+    2> runs/zoo-logs/target-stage1.err | tee runs/zoo-logs/target-stage1.out
+  specdec train --out "$ZOO/target" --init-from runs/zoo-build/target-stage1 \
+    --layers 6 --hidden 384 --ffn 1024 --heads 6 --tokens "$TARGET2_TOKENS" --lr 1.5e-3 \
+    --warmup-fraction 0.05 --eval-every 24 --seq-len 256 --batch-size 8 --eval-windows 32 \
+    --seed 1 2> runs/zoo-logs/target.err | tee runs/zoo-logs/target.out
+  cp runs/zoo-build/target-stage1/training_log.csv "$ZOO/target/training_log_stage1.csv"
 }
 
 # name layers hidden: deep-narrow vs shallow-wide at two parameter budgets, tied embedding

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="weight of next-token CE mixed into the distillation loss (default 0)",
     )
+    parser.add_argument(
+        "--init-from", type=Path, default=None, help="HF folder of the same shape to start from"
+    )
     parser.add_argument("--corpus", type=Path, default=None, help="corpus folder (stdlib)")
     parser.add_argument("--tokenizer", type=Path, default=None, help="tokenizer folder")
     parser.add_argument("--cache-dir", type=Path, default=None, help="token cache (runs/cache)")
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> dict:
         kv_heads=args.kv_heads,
         teacher=args.teacher,
         ce_weight=args.ce_weight,
+        init_from=args.init_from,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         lr=args.lr,

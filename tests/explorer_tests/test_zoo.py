@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from explorer.corpus import CorpusSplit, load_prompts, stdlib_path  # noqa: E402
-from explorer.train import count_params, evaluate_loss, fixed_windows, tokenize_split  # noqa: E402
+from explorer.train import count_params, evaluate_loss, fixed_windows, tokenize_files  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ZOO = REPO / "data" / "zoo"
@@ -83,9 +83,7 @@ def test_target_validation_loss_is_reproduced_on_a_sample():
     ):
         pytest.skip("the zoo was trained on another Python's standard library")
     cfg = meta["train_config"]
-    _, val = tokenize_split(
-        split, tokenizer_dir=ZOO / "tokenizer", cache_dir=REPO / "runs" / "cache"
-    )
+    val = tokenize_files(split.validation_files, tokenizer_dir=ZOO / "tokenizer")
     windows = fixed_windows(val, n_windows=cfg["eval_windows"], seq_len=cfg["seq_len"])
     model = AutoModelForCausalLM.from_pretrained(
         ZOO / "target", use_safetensors=True, dtype=torch.float32
