@@ -139,6 +139,19 @@ def test_distillation_from_a_teacher(tiny):
     assert len(cached) == 8
 
 
+def test_continued_training_starts_from_the_given_weights(tiny):
+    first = tiny["root"] / "first"
+    base = train_model(_config(tiny, first), progress=False)
+    out = tiny["root"] / "continued"
+    result = train_model(_config(tiny, out, init_from=first, seed=1), progress=False)
+    log = (out / "training_log.csv").read_text().splitlines()
+    # Step 0 of the continued run evaluates the starting weights: the first run's final loss.
+    assert float(log[1].split(",")[3]) == pytest.approx(base.val_loss, abs=1e-3)
+    assert result.meta["tokens_trained_total"] == 2 * base.tokens_trained
+    with pytest.raises(ValueError, match="shape"):
+        train_model(_config(tiny, tiny["root"] / "bad", init_from=first, hidden=64), progress=False)
+
+
 def _cli(argv: list[str], capsys) -> tuple[int, str]:
     code = cli.main(argv)
     return code, capsys.readouterr().err
