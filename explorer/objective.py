@@ -87,16 +87,31 @@ class RooflineLatency:
             )
 
     def __call__(self, arch: ArchSpec) -> LatencyFn:
-        def latency_ms(batch, context, query):
-            r = roofline(
-                arch, self.hardware, batch=batch, context=context, query=query, dtype=self.dtype
-            )
-            return (
-                np.asarray(r["lower_bound_ms"]) / self.efficiency
-                + arch.layers * self.layer_launch_ms
-            )
+        return _RooflineFn(self, arch)
 
-        return latency_ms
+    def __reduce__(self):
+        # HardwareSpec keeps its FLOP/s table in a read-only mappingproxy, which cannot be
+        # pickled; worker processes rebuild the spec from a plain dict.
+        hw = self.hardware
+        fields = (hw.name, hw.memory_bandwidth_bytes_per_s, dict(hw.peak_flops_per_s), hw.source)
+        return (_rebuild_roofline, (fields, self.dtype, self.efficiency, self.layer_launch_ms))
+
+
+def _rebuild_roofline(fields, dtype, efficiency, layer_launch_ms) -> RooflineLatency:
+    return RooflineLatency(HardwareSpec(*fields), dtype, efficiency, layer_launch_ms)
+
+
+@dataclass(frozen=True)
+class _RooflineFn:
+    """T(b, n, q) of one architecture under a :class:`RooflineLatency` (picklable)."""
+
+    provider: RooflineLatency
+    arch: ArchSpec
+
+    def __call__(self, batch, context, query):
+        p, arch = self.provider, self.arch
+        r = roofline(arch, p.hardware, batch=batch, context=context, query=query, dtype=p.dtype)
+        return np.asarray(r["lower_bound_ms"]) / p.efficiency + arch.layers * p.layer_launch_ms
 
 
 @dataclass(frozen=True)

@@ -216,18 +216,18 @@ class SearchSpace:
 
     @classmethod
     def for_target(cls, target: ArchSpec, **overrides: Any) -> SearchSpace:
-        """Defaults scaled to the target: drafts up to half its width and depth.
+        """Defaults scaled to the target: drafts no deeper and no wider than the target.
 
         Width moves in steps of 64 for targets up to 1024 wide (head sizes 32, 64) and in steps
-        of 64·hidden/1024 beyond (head sizes 64, 128), so the width axis has at most ~16
-        values; depth runs 1..max(2, min(16, layers // 2)); γ 1..8.
+        of 64·hidden/1024 beyond (head sizes 64, 128), up to min(target width, 4096); depth runs
+        1..min(16, target layers); γ 1..8.
         """
         step = 64 * max(1, target.hidden // 1024)
         head_dims = (32, 64) if step == 64 else (64, 128)
-        hidden_max = max(step, (target.hidden // 2) // step * step)
+        hidden_max = max(step, min(target.hidden, 4096) // step * step)
         base = cls(
             depth_min=1,
-            depth_max=max(2, min(16, target.layers // 2)),
+            depth_max=max(1, min(16, target.layers)),
             hidden_min=step,
             hidden_max=hidden_max,
             hidden_step=step,
