@@ -24,6 +24,11 @@ One step:
 γ = 0 is the plain autoregressive baseline through the same loop: no draft pass, a verify pass
 of q = 1, k = 0, one token per step.
 
+There is no separate prefill: the first step's first pass of each model also feeds the prompt
+(all of it but the last token, left-padded), as Hugging Face's assisted generation does, which
+saves one forward pass of each model per run. That step has ``StepTrace.prompt_tokens > 0``;
+the others (``GenerationResult.steady_steps``) are what T_step(γ) describes.
+
 Rollback and batches
 --------------------
 Every row's cache grows by the step's new columns; the columns past each row's accepted
@@ -289,8 +294,9 @@ class DecodingSession:
         self.steps: list[StepTrace] = []
         self.target_kv = _KVStream(target, batch, self.device)
         self.draft_kv = _KVStream(draft, batch, self.device) if self.draft is not None else None
-        self.prefill_ms = 0.0
-        self._prefilled = False
+        self._started = False
+        # (tokens, valid, padded) of the prompts but their last token, fed by the first step
+        self._prompt: tuple[torch.Tensor, torch.Tensor, bool] | None = None
         self._last: torch.Tensor | None = None  # (batch,) pending token x_n
         self._lag = torch.zeros(batch, dtype=torch.bool, device=self.device)  # draft lacks d_γ
         self._lag_host = [False] * batch
@@ -300,8 +306,13 @@ class DecodingSession:
     def finished(self) -> bool:
         return not self.active
 
-    def prefill(self) -> None:
-        """Run both models over every prompt token but the last (which the first step feeds)."""
+    def start(self) -> None:
+        """Left-pad the prompts and stage them; the first step feeds them with its own tokens.
+
+        Each model's first pass of the first step runs over the prompt (all rows, padded) and
+        the step's tokens at once, as Hugging Face's assisted generation does: no separate
+        prefill pass. That step is marked by ``StepTrace.prompt_tokens > 0``.
+        """
         ids = torch.full(
             (len(self.prompts), max(len(p) for p in self.prompts)), _PAD_ID, dtype=torch.long
         )
@@ -312,19 +323,15 @@ class DecodingSession:
         width = ids.shape[1]
         valid = torch.arange(width, device=self.device)[None, :] >= (width - lengths)[:, None]
         padded = min(len(p) for p in self.prompts) < width
-        with torch.inference_mode(), self.timer.section("prefill"):
-            if width > 1:
-                for kv in (self.target_kv, self.draft_kv):
-                    if kv is not None:
-                        kv.forward(ids[:, :-1], valid[:, :-1], new_holes=padded, logits_to_keep=1)
-            self._last = ids[:, -1]
-        self.prefill_ms = self.timer.collect().get("prefill", 0.0)
-        self._prefilled = True
+        if width > 1:
+            self._prompt = (ids[:, :-1], valid[:, :-1], padded)
+        self._last = ids[:, -1]
+        self._started = True
 
     def step(self) -> StepTrace:
         """Run one speculative step for every live row; return its trace."""
-        if not self._prefilled:
-            self.prefill()
+        if not self._started:
+            self.start()
         if self.finished:
             raise ValueError("`not finished` must hold to step, but every row has finished.")
         with torch.inference_mode():
@@ -340,6 +347,20 @@ class DecodingSession:
         ones = torch.ones(batch, gamma + 1, dtype=torch.bool, device=self.device)
         context = self.target_kv.columns
         first_pass = 1
+        prompt, self._prompt = self._prompt, None
+        prompt_tokens = 0 if prompt is None else prompt[0].shape[1]
+
+        def with_prompt(tokens, new_valid, new_holes):
+            """Prefix the first step's first pass of each model with the staged prompt."""
+            if prompt is None:
+                return tokens, new_valid, new_holes
+            ids, valid, padded = prompt
+            return (
+                torch.cat([ids, tokens], dim=1),
+                torch.cat([valid, new_valid], dim=1),
+                new_holes or padded,
+            )
+
         with timer.section("step"):
             drafts: list[torch.Tensor] = []
             draft_probs: list[torch.Tensor] = []
@@ -355,7 +376,8 @@ class DecodingSession:
                     first_pass = 2
                 else:
                     tokens, new_valid, new_holes = last[:, None], ones[:, :1], False
-                draft_start = dkv.columns + first_pass - 1  # column of x_n
+                draft_start = dkv.columns + prompt_tokens + first_pass - 1  # column of x_n
+                tokens, new_valid, new_holes = with_prompt(tokens, new_valid, new_holes)
                 for _ in range(gamma):
                     with timer.section("draft"):
                         logits = dkv.forward(
@@ -374,9 +396,12 @@ class DecodingSession:
             else:
                 proposals = last.new_zeros(batch, 0)
                 verify_in = last[:, None]
-            target_start = self.target_kv.columns
+            target_start = self.target_kv.columns + prompt_tokens  # column of x_n
+            verify_in, verify_valid, verify_holes = with_prompt(verify_in, ones, False)
             with timer.section("verify"):
-                logits = self.target_kv.forward(verify_in, ones, new_holes=False, logits_to_keep=0)
+                logits = self.target_kv.forward(
+                    verify_in, verify_valid, new_holes=verify_holes, logits_to_keep=gamma + 1
+                )
             if sampling.greedy:
                 accepted, next_token = verify_greedy(proposals, logits)
             else:
@@ -417,6 +442,7 @@ class DecodingSession:
             overhead_ms=max(times["step"] - draft_ms - verify_ms, 0.0),
             draft_first_pass_tokens=first_pass if gamma > 0 else 0,
             context_columns=context,
+            prompt_tokens=prompt_tokens,
         )
 
     def _commit(self, host: list[list[int]]) -> None:
@@ -453,7 +479,6 @@ class DecodingSession:
             prompt_ids=tuple(tuple(p) for p in self.prompts),
             output_ids=tuple(tuple(o) for o in self.outputs),
             steps=tuple(self.steps),
-            prefill_ms=self.prefill_ms,
             total_ms=total_ms,
             temperature=self.sampling.temperature,
             top_p=self.sampling.top_p,
@@ -513,7 +538,7 @@ def speculative_generate(
         eos_token_id=eos_token_id,
         seed=seed,
     )
-    session.prefill()
+    session.start()
     while not session.finished:
         session.step()
     if session.device.type == "cuda":

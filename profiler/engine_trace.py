@@ -40,6 +40,10 @@ class StepTrace:
     context_columns : int
         KV columns of the target's cache when the step began (n of T(b, n, q); includes
         padding and rolled-back columns of other rows).
+    prompt_tokens : int
+        Prompt columns (all but each prompt's last token, left-padded) that this step's first
+        pass of each model also fed: > 0 only in a run's first step, whose times therefore
+        include the prompt pass.
     """
 
     rows: tuple[int, ...]
@@ -49,6 +53,7 @@ class StepTrace:
     overhead_ms: float
     draft_first_pass_tokens: int = 1
     context_columns: int = 0
+    prompt_tokens: int = 0
 
     def __post_init__(self) -> None:
         if len(self.rows) != len(self.accepted) or not self.rows:
@@ -82,8 +87,8 @@ class GenerationResult:
         Per row: the prompt, and the new tokens only.
     steps : tuple of StepTrace
         The per-step trace.
-    prefill_ms, total_ms : float
-        Wall time of the prompt pass(es) and of the whole run (prefill + steps).
+    total_ms : float
+        Wall time of the whole run (the first step also feeds the prompts).
     temperature, top_p : float
         Sampling settings (temperature 0: greedy).
     batch_size : int
@@ -96,7 +101,6 @@ class GenerationResult:
     prompt_ids: tuple[tuple[int, ...], ...]
     output_ids: tuple[tuple[int, ...], ...]
     steps: tuple[StepTrace, ...]
-    prefill_ms: float
     total_ms: float
     temperature: float = 0.0
     top_p: float = 1.0
@@ -111,11 +115,8 @@ class GenerationResult:
                 "`len(prompt_ids) == len(output_ids)` must hold, but got "
                 f"{len(self.prompt_ids)} and {len(self.output_ids)}."
             )
-        if not (self.total_ms >= 0 and self.prefill_ms >= 0):
-            raise ValueError(
-                "`total_ms >= 0 and prefill_ms >= 0` must hold, but got "
-                f"total_ms={self.total_ms}, prefill_ms={self.prefill_ms}."
-            )
+        if not self.total_ms >= 0:
+            raise ValueError(f"`total_ms >= 0` must hold, but got total_ms={self.total_ms}.")
         for step in self.steps:
             if max(step.accepted) > self.gamma:
                 raise ValueError(
@@ -147,17 +148,27 @@ class GenerationResult:
 
     @property
     def decode_ms(self) -> float:
-        """Wall time of the steps (draft + verify + overhead), without the prefill."""
+        """Wall time of the steps (draft + verify + overhead), the prompt passes included."""
         return self.draft_ms + self.verify_ms + self.overhead_ms
 
     @property
+    def prompt_step_ms(self) -> float:
+        """Wall time of the steps that also fed a prompt (each batch's first step)."""
+        return sum(s.step_ms for s in self.steps if s.prompt_tokens)
+
+    @property
+    def steady_steps(self) -> tuple[StepTrace, ...]:
+        """The steps that fed no prompt: what the step model T_step(γ) describes."""
+        return tuple(s for s in self.steps if not s.prompt_tokens)
+
+    @property
     def tokens_per_s(self) -> float:
-        """New tokens per second of the whole run, prefill included."""
+        """New tokens per second of the whole run, prompt passes included."""
         return self.new_tokens / (self.total_ms / 1e3) if self.total_ms > 0 else 0.0
 
     @property
     def decode_tokens_per_s(self) -> float:
-        """New tokens per second of the steps alone."""
+        """New tokens per second of the steps alone (prompt passes included, setup not)."""
         return self.new_tokens / (self.decode_ms / 1e3) if self.decode_ms > 0 else 0.0
 
     # --- acceptance --------------------------------------------------------------------------
@@ -231,6 +242,7 @@ class GenerationResult:
                         overhead_ms=s.overhead_ms,
                         draft_first_pass_tokens=s.draft_first_pass_tokens,
                         context_columns=s.context_columns,
+                        prompt_tokens=s.prompt_tokens,
                     )
                 )
             offset += len(r.prompt_ids)
@@ -239,7 +251,6 @@ class GenerationResult:
             prompt_ids=tuple(p for r in results for p in r.prompt_ids),
             output_ids=tuple(o for r in results for o in r.output_ids),
             steps=tuple(steps),
-            prefill_ms=sum(r.prefill_ms for r in results),
             total_ms=sum(r.total_ms for r in results),
             temperature=first.temperature,
             top_p=first.top_p,
@@ -263,7 +274,7 @@ class GenerationResult:
             "acceptance_rate": self.acceptance_rate,
             "position_acceptance": list(self.position_acceptance),
             "histogram": list(self.histogram),
-            "prefill_ms": self.prefill_ms,
+            "prompt_step_ms": self.prompt_step_ms,
             "draft_ms": self.draft_ms,
             "verify_ms": self.verify_ms,
             "overhead_ms": self.overhead_ms,

@@ -98,7 +98,7 @@ def test_rollback_leaves_caches_equal_to_recomputation(zoo, draft, temperature):
         sampling=SamplingConfig(temperature=temperature),
         seed=1,
     )
-    session.prefill()
+    session.start()
     for _ in range(5):
         session.step()
         for j, row in enumerate(session.active):
