@@ -65,6 +65,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, draft_required: bool
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="allow custom model code from the folders"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 on a busy CPU)",
+    )
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,11 +91,17 @@ def check_common(args: argparse.Namespace) -> None:
         raise UsageError(f"`--batch >= 1` must hold, but got {args.batch}.")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"`--limit >= 1` must hold, but got {args.limit}.")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"`--threads >= 1` must hold, but got {args.threads}.")
     if args.gamma > 0 and args.draft is None:
         raise UsageError(f"`--draft` is required when --gamma > 0, but got gamma={args.gamma}.")
     from profiler.sampling import SamplingConfig
 
     SamplingConfig(temperature=args.temperature, top_p=args.top_p)  # validates
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
 
 def run(args: argparse.Namespace) -> dict:
