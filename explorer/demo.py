@@ -228,7 +228,7 @@ def search_stage(
         depth_max=min(space.depth_max, budget.depth_max),
         gamma_max=min(space.gamma_max, budget.gamma_max),
     )
-    target_latency, draft_latency, latency_info = _latency(s, target, profiles)
+    target_latency, draft_latency, latency_info = s.build_latency(target, device_profile=profiles)
     drafts_csv = zoo / "drafts.csv"
     if drafts_csv.is_file():
         acceptance, acceptance_info = s.build_acceptance(acceptance=str(drafts_csv))
@@ -277,6 +277,7 @@ def search_stage(
     best = _best_trial(study)
     return {
         "study": study,
+        "problem": problem,
         "storage": storage,
         "best": best,
         "target": target,
@@ -287,22 +288,12 @@ def search_stage(
     }
 
 
-def _latency(search: Any, target: Any, profiles: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """The search's latency from profiles; perfmodel's LatencyModel until the search wires it."""
-    try:
-        return search.build_latency(target, device_profile=profiles)
-    except ValueError as exc:
-        if "not wired" not in str(exc):
-            raise
-    from perfmodel.latency_model import LatencyModel
-
-    model = LatencyModel.from_profiles(profiles)
-    info = {"kind": "profile", "folder": str(profiles), "device": model.device}
-    return model.latency_fn(target), model.latency_fn, info
-
-
 def _best_trial(study: Any) -> Any:
-    """The feasible complete trial with the most predicted tokens/s (fewer parameters on ties)."""
+    """The feasible complete trial with the most predicted tokens/s (the first on ties).
+
+    ``explorer.validate._top_trials`` makes the same choice for ``top=1``; this one is shown
+    before validation starts.
+    """
     from optuna.trial import TrialState
 
     trials = [
@@ -312,7 +303,7 @@ def _best_trial(study: Any) -> Any:
     ]
     if not trials:
         raise ValueError(f"the demo search {study.study_name!r} found no feasible draft.")
-    return max(trials, key=lambda t: (t.values[0], -t.values[-1], -t.number))
+    return max(trials, key=lambda t: (t.values[0], -t.number))
 
 
 # --- 3. validate ---------------------------------------------------------------------------------
@@ -332,101 +323,40 @@ def validate_stage(
     progress: bool,
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Distil the best proposal, run it for real, and compare with what was predicted."""
-    import numpy as np
+    """Distil the best proposal and run it for real (``explorer.validate``), predicted vs measured.
 
-    from explorer.space import DraftConfig
-    from explorer.train import TrainConfig, train_model
-    from perfmodel import estimate_acceptance_rate, speculative_throughput
-    from profiler.engine import speculative_generate
-    from profiler.loading import load_pair
-    from profiler.prompts import load_prompts, tokenize_prompts
+    The study gets the truth written back (a copy of the trial with ``measured_*`` attributes),
+    and ``validation.csv`` / ``validation.json`` go to ``out``.
+    """
+    from explorer.validate import ValidationPlan, summarize, validate_study, write_validation
 
-    best = searched["best"]
-    attrs = best.user_attrs
-    config = {k: int(attrs[k]) for k in ("depth", "hidden", "ffn", "heads", "kv_heads", "gamma")}
-    gamma = config["gamma"]
-    draft_dir = out / "draft"
-    if draft_dir.exists():
-        shutil.rmtree(draft_dir)
-    echo(f"validate: distilling {_draft_name(config)} (trial {best.number}) on "
-         f"{budget.train_tokens} tokens")  # fmt: skip
-    trained = train_model(
-        TrainConfig(
-            out_dir=draft_dir,
-            tokens=budget.train_tokens,
-            layers=config["depth"],
-            hidden=config["hidden"],
-            ffn=config["ffn"],
-            heads=config["heads"],
-            kv_heads=config["kv_heads"],
-            teacher=zoo / "target",
-            tokenizer_dir=zoo / "tokenizer",
-            seq_len=budget.seq_len,
-            batch_size=budget.batch_size,
-            eval_windows=budget.eval_windows,
-            eval_every_steps=10**6,  # only the final evaluation
-            lr=3e-3,
-            seed=seed,
-        ),
-        progress=progress,
+    plan = ValidationPlan(
+        token_budget=budget.train_tokens,
+        out_dir=out / "validate",
+        target_dir=zoo / "target",
+        prompts=PROMPTS,
+        n_prompts=budget.prompts,
+        max_new_tokens=budget.new_tokens,
+        seq_len=budget.seq_len,
+        batch_size=budget.batch_size,
+        eval_windows=budget.eval_windows,
+        seed=seed,
+        tokenizer_dir=zoo / "tokenizer",
     )
-    pair = load_pair(zoo / "target", draft_dir, tokenizer=zoo / "tokenizer")
-    prompts = load_prompts(PROMPTS, limit=budget.prompts)
-    ids = [row[-budget.context :] for row in tokenize_prompts(pair.tokenizer, prompts)]
-    spec, base = [], []
-    with _bar(2 * len(ids), "3/4 real runs", "run", progress) as bar:
-        for row in ids:
-            spec.append(speculative_generate(pair.target, pair.draft, [row], gamma=gamma,
-                                             max_new_tokens=budget.new_tokens))  # fmt: skip
-            bar.update(1)
-            base.append(speculative_generate(pair.target, None, [row], gamma=0,
-                                             max_new_tokens=budget.new_tokens))  # fmt: skip
-            bar.update(1)
-    used_gamma = spec[0].gamma
-    accepted = np.concatenate([r.accepted_counts.ravel() for r in spec])
-    alpha = float(estimate_acceptance_rate(accepted, used_gamma))
-    spec_tps = sum(r.new_tokens for r in spec) / sum(r.decode_ms for r in spec) * 1e3
-    base_tps = sum(r.new_tokens for r in base) / sum(r.decode_ms for r in base) * 1e3
-    steps = sum(r.n_steps for r in spec)
-    draft_pass_ms = sum(r.draft_ms for r in spec) / max(1, steps * used_gamma)
-    # The step model with the measured α: isolates the latency model from the acceptance model.
-    draft_arch = DraftConfig(**config).arch(searched["target"])
-    at_measured = speculative_throughput(
-        used_gamma,
-        acceptance_rate=alpha,
-        draft_ms=searched["draft_latency"](draft_arch),
-        target_ms=searched["target_latency"],
-        context=budget.context,
-    )
-    row = {
-        "name": _draft_name(config),
-        "trial": best.number,
-        **config,
-        "params": int(attrs.get("params", trained.params)),
-        "train_tokens": trained.tokens_trained,
-        "val_loss": trained.val_loss,
-        "predicted_acceptance_rate": attrs.get("acceptance_rate"),
-        "measured_acceptance_rate": alpha,
-        "predicted_draft_pass_ms": attrs.get("draft_pass_ms"),
-        "measured_draft_pass_ms": draft_pass_ms,
-        "predicted_tokens_per_s": attrs.get("tokens_per_s"),
-        "measured_tokens_per_s": spec_tps,
-        "predicted_speedup": attrs.get("speedup"),
-        "measured_speedup": spec_tps / base_tps,
-        "predicted_baseline_tokens_per_s": attrs.get("baseline_tokens_per_s"),
-        "measured_baseline_tokens_per_s": base_tps,
-        "predicted_tokens_per_s_at_measured_alpha": float(at_measured["tokens_per_s"]),
-        "mean_accepted_length": float(np.mean(accepted) + 1.0) if accepted.size else None,
-        "steps": steps,
-    }
-    import pandas as pd
-
-    from perfmodel.atomic import atomic_write_text
-
-    path = out / "validation.csv"
-    atomic_write_text(path, pd.DataFrame([row]).to_csv(index=False))
-    return {"row": row, "path": str(path), "draft_dir": str(draft_dir), "gamma": used_gamma}
+    with _bar(1, "3/4 validate", "draft", progress) as bar:
+        table = validate_study(
+            searched["study"], plan=plan, top=1, problem=searched["problem"], log=echo
+        )
+        bar.update(1)
+    summary = summarize(table)
+    paths = write_validation(table, out, summary=summary)
+    row = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+           for k, v in table.iloc[0].to_dict().items()}  # fmt: skip
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    row["name"] = _draft_name(row)
+    target_ms = row.get("predicted_target_ms")
+    row["predicted_baseline_tokens_per_s"] = 1e3 / target_ms if target_ms else None
+    return {"row": row, "path": str(paths["csv"]), "summary": summary, "gamma": row["gamma"]}
 
 
 # --- 4. report -----------------------------------------------------------------------------------
@@ -447,6 +377,7 @@ def _summary_section(result: dict[str, Any]) -> Any:
             ("α (acceptance rate)", row["predicted_acceptance_rate"],
              row["measured_acceptance_rate"]),
             ("draft ms per pass", row["predicted_draft_pass_ms"], row["measured_draft_pass_ms"]),
+            ("target ms per pass", row.get("predicted_target_ms"), row.get("measured_target_ms")),
         ],
         columns=["quantity", "predicted", "measured"],
     )  # fmt: skip
@@ -457,9 +388,9 @@ def _summary_section(result: dict[str, Any]) -> Any:
         f"machine ({prof['device']}, {prof['threads']} torch thread(s)): it profiled the latency "
         "of the zoo's target and draft shapes (or reused the committed profiles of this CPU), "
         f"searched {result['budget']['trials']} draft configurations with Optuna, distilled the "
-        f"best one ({row['name']}, γ={row['gamma']}) on {row['train_tokens']} tokens and ran it "
+        f"best one ({row['name']}, γ={row['gamma']}) on {row['token_budget']} tokens and ran it "
         "for real against plain decoding. The predictions were made before the draft existed; "
-        f"'tokens/s at the measured α' = {row['predicted_tokens_per_s_at_measured_alpha']:.1f} "
+        f"'tokens/s at the measured α' = {row['predicted_tokens_per_s_measured_alpha']:.1f} "
         "is the step model fed the α that was then measured. Stage times: "
         f"{times}."
     )

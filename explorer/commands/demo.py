@@ -70,9 +70,9 @@ def format_text(result: dict[str, Any]) -> str:
         "",
         f"chosen draft: {s['draft']} ({row['depth']} layers, hidden {row['hidden']}, ffn "
         f"{row['ffn']}, heads {row['heads']}/{row['kv_heads']}, {s['params'] / 1e6:.2f}M params), "
-        f"γ = {s['gamma']}; trained on {row['train_tokens']} tokens",
+        f"γ = {s['gamma']}; trained on {row['token_budget']} tokens",
         f"with the measured α the model predicts "
-        f"{row['predicted_tokens_per_s_at_measured_alpha']:.1f} tokens/s",
+        f"{row['predicted_tokens_per_s_measured_alpha']:.1f} tokens/s",
         "stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in result["stage_seconds"].items()),
         f"report: {result['report']}",
     ]

@@ -43,6 +43,8 @@ __all__ = [
 
 # Study user attribute where `specdec search` records what the study is for (its cost name).
 _SETTINGS_ATTR = "specdec_settings"
+# User attribute of a trial copy that `specdec validate` adds to hold measured values.
+_VALIDATION_COPY_ATTR = "validation_of"
 
 
 class ParetoInfo(NamedTuple):
@@ -99,9 +101,15 @@ def _directions(study: optuna.Study) -> list[str]:
 
 
 def _complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """COMPLETE trials of the search, without the copies `specdec validate` adds.
+
+    Validation records the truth on a copy of a trial (user attribute ``validation_of``); the
+    copy is not a proposal of the search, so it is left out of the search's figures.
+    """
     import optuna
 
-    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [t for t in trials if _VALIDATION_COPY_ATTR not in t.user_attrs]
 
 
 def _is_feasible(trial: optuna.trial.FrozenTrial) -> bool:

@@ -55,10 +55,11 @@ QUANTITIES = {
         "draft latency per token (ms)",
         ("draft_pass_ms", "draft_ms_per_token", "draft_token_ms", "draft_ms"),
     ),
+    "target_ms": ("target latency per pass (ms)", ("target_ms",)),
     "tokens_per_s": ("speculative tokens/s", ("tokens_per_s", "spec_tokens_per_s")),
     "speedup": ("speedup (×)", ("speedup",)),
 }
-_LABEL_COLUMNS = ("name", "draft", "trial", "number")
+_LABEL_COLUMNS = ("name", "trial", "number", "draft")
 
 
 class ValidationInfo(NamedTuple):

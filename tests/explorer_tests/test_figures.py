@@ -255,6 +255,15 @@ def test_importance_with_too_few_trials_says_why():
     assert "No importances" in fig.layout.annotations[0].text
 
 
+def test_validation_copies_are_not_search_trials():
+    # `specdec validate` adds a copy of a validated trial carrying `validation_of` and the truth.
+    attrs = [{"params": 1}, {"params": 2}, {"params": 1, "validation_of": 0, "measured_speedup": 1}]
+    study = _study([(5.0, 1.0), (4.0, 2.0), (5.0, 1.0)], attrs=attrs)
+    assert fs.get_pareto_info(study).trial_number.tolist() == [0, 1]
+    assert fs.get_history_info(study).trial_number.tolist() == [0, 1]
+    assert fs.study_summary(study)["trial"].tolist() == [0]
+
+
 def test_search_figures_and_summary_draw_from_a_study():
     rng = np.random.default_rng(3)
     study = _study(rng.uniform(0, 1, size=(20, 2)))
