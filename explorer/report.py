@@ -370,23 +370,33 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
             intro,
             f"no zoo table at {path} (the zoo is built by scripts/build_zoo.sh).",
         )
-    zoo = fv.get_zoo_info(fv.load_table(path))
+    table = fv.load_table(path)
+    zoo = fv.get_zoo_info(table)
     pairs = fv.get_shape_pairs_info(zoo)
     check = fv.get_validation_info(fv.zoo_validation_frame(zoo))
     blocks: list[Any] = [
-        f"{len(zoo.name)} drafts from {path}.",
+        f"{len(zoo.name)} drafts from {path}; greedy decoding, each draft at the γ that its "
+        "measurements favour.",
         fv.plot_zoo_tradeoff(zoo),
     ]
     if len(pairs.shallow):
         blocks += [
             fv.plot_shape_pairs(pairs),
-            "Pairs of drafts within 25% of each other's parameter count, shallower first:",
+            "Pairs of distilled drafts within 1.5× of each other's parameter count, shallower "
+            "first (greedy decoding):",
             fv.shape_pairs_table(pairs),
         ]
+        if "best_gamma_t1" in table.columns:
+            t1 = fv.get_shape_pairs_info(fv.get_zoo_info(table, decoding="t1"))
+            blocks += ["The same pairs when sampling at temperature 1:", fv.shape_pairs_table(t1)]
     else:
-        blocks.append("No two distilled drafts are within 25% in parameters at different depths.")
+        blocks.append(
+            "No two distilled drafts of different depth are within 1.5× of each other's "
+            "parameter count."
+        )
     blocks += [
-        "Model vs measured for the zoo (perfmodel with each draft's measured α and latency):",
+        "Model vs measured for the zoo (perfmodel with each draft's measured α and per-token "
+        "latencies, the verification pass taken to cost one target token, no overhead):",
         fv.validation_error_table(check),
     ]
     facts = {

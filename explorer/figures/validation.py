@@ -321,29 +321,46 @@ def _column(frame: pd.DataFrame, *names: str) -> pd.Series:
     return pd.Series(np.nan, index=frame.index)
 
 
-def get_zoo_info(table: pd.DataFrame | str | os.PathLike[str]) -> ZooInfo:
+def get_zoo_info(
+    table: pd.DataFrame | str | os.PathLike[str], *, decoding: str = "greedy"
+) -> ZooInfo:
     """Data step of the zoo figures, from ``data/zoo/drafts.csv`` (or a frame like it).
+
+    Parameters
+    ----------
+    table : DataFrame or path
+        One row per draft (``scripts/measure_zoo.py``'s columns).
+    decoding : {"greedy", "t1"}
+        Which measurement: greedy decoding or sampling at temperature 1. Columns are read as
+        ``<name>_<decoding>`` (``best_gamma_greedy``, ``spec_tokens_per_s_t1``, ...) and
+        ``alpha_<decoding>_g<γ>``, falling back to the plain ``<name>``.
 
     Raises
     ------
     ValueError
-        When a needed column is missing.
+        When a needed column is missing or ``decoding`` is unknown.
     """
+    if decoding not in ("greedy", "t1"):
+        raise ValueError(f"`decoding in ('greedy', 't1')` must hold, but got {decoding=}.")
     frame = _as_frame(table)
     needed = ("name", "depth", "hidden", "params", "draft_ms_per_token", "target_ms_per_token")
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise ValueError(f"the zoo table lacks the columns {missing}.")
-    best = _column(frame, "best_gamma").fillna(4).astype(np.int64).to_numpy()
+
+    def col(name: str) -> pd.Series:
+        return _column(frame, f"{name}_{decoding}", name)
+
+    best = col("best_gamma").fillna(4).astype(np.int64).to_numpy()
     alpha = np.array(
         [
-            _column(frame.iloc[[i]], f"alpha_greedy_g{g}", "acceptance_rate").iloc[0]
+            _column(frame.iloc[[i]], f"alpha_{decoding}_g{g}", "acceptance_rate").iloc[0]
             for i, g in enumerate(best)
         ],
         dtype=np.float64,
     )
     tau = np.array(
-        [_column(frame.iloc[[i]], f"tau_greedy_g{g}").iloc[0] for i, g in enumerate(best)],
+        [_column(frame.iloc[[i]], f"tau_{decoding}_g{g}").iloc[0] for i, g in enumerate(best)],
         dtype=np.float64,
     )
     draft_ms = _column(frame, "draft_ms_per_token").to_numpy(np.float64)
@@ -379,11 +396,9 @@ def get_zoo_info(table: pd.DataFrame | str | os.PathLike[str]) -> ZooInfo:
         tokens_per_step=tau,
         draft_ms=draft_ms,
         target_ms=target_ms,
-        measured_tokens_per_s=_column(frame, "spec_tokens_per_s", "tokens_per_s").to_numpy(
-            np.float64
-        ),
-        baseline_tokens_per_s=_column(frame, "baseline_tokens_per_s").to_numpy(np.float64),
-        measured_speedup=_column(frame, "speedup").to_numpy(np.float64),
+        measured_tokens_per_s=col("spec_tokens_per_s").to_numpy(np.float64),
+        baseline_tokens_per_s=col("baseline_tokens_per_s").to_numpy(np.float64),
+        measured_speedup=col("speedup").to_numpy(np.float64),
         predicted_tokens_per_s=pred_tps,
         predicted_speedup=pred_speedup,
     )
@@ -403,21 +418,24 @@ def zoo_validation_frame(zoo: ZooInfo) -> pd.DataFrame:
     )
 
 
-def get_shape_pairs_info(zoo: ZooInfo, *, tolerance: float = 0.25) -> ShapePairsInfo:
-    """Every pair of distilled drafts within ``tolerance`` in parameters and of different depth.
+def get_shape_pairs_info(zoo: ZooInfo, *, tolerance: float = 0.5) -> ShapePairsInfo:
+    """Every pair of distilled drafts of different depth whose sizes are within ``1 + tolerance``.
 
-    The pair is ordered shallow (fewer layers) first. The seed paper's finding is a positive
+    Sizes match when max(params) / min(params) <= 1 + tolerance (default: within 1.5× of each
+    other, the spread of the seed paper's own comparison, 796M against 1.3B). The pair is
+    ordered shallow (fewer layers) first; the seed paper's finding is a positive
     ``measured_gain_pct``: the shallow, wide draft is faster at about the same size.
     """
-    if not 0 < tolerance < 1:
-        raise ValueError(f"`0 < tolerance < 1` must hold, but got {tolerance=}.")
+    if not tolerance > 0:
+        raise ValueError(f"`tolerance > 0` must hold, but got {tolerance=}.")
     idx = np.flatnonzero(zoo.distilled)
     pairs = []
     for a in idx:
         for b in idx:
             if zoo.depth[a] >= zoo.depth[b]:
                 continue
-            if abs(zoo.params[a] / zoo.params[b] - 1.0) <= tolerance:
+            big, small = max(zoo.params[a], zoo.params[b]), min(zoo.params[a], zoo.params[b])
+            if big <= (1.0 + tolerance) * small:
                 pairs.append((a, b))
     s = np.array([p[0] for p in pairs], dtype=np.int64)
     d = np.array([p[1] for p in pairs], dtype=np.int64)

@@ -411,13 +411,32 @@ def test_shape_pairs_are_matched_shallow_first_and_distilled_only():
     pairs = fv.get_shape_pairs_info(zoo, tolerance=0.25)
     assert len(pairs.shallow) > 0
     assert (pairs.shallow_depth < pairs.deep_depth).all()
-    assert (np.abs(pairs.shallow_params / pairs.deep_params - 1) <= 0.25).all()
+    ratio = np.maximum(pairs.shallow_params, pairs.deep_params) / np.minimum(
+        pairs.shallow_params, pairs.deep_params
+    )
+    assert (ratio <= 1.25).all()
     assert "d2-h256-nodistil" not in set(pairs.shallow) | set(pairs.deep)
     i = list(zip(pairs.shallow, pairs.deep, strict=True)).index(("d1-h512", "d4-h256"))
     s, d = zoo.measured_tokens_per_s[0], zoo.measured_tokens_per_s[1]
     assert pairs.measured_gain_pct[i] == pytest.approx(100 * (s / d - 1))
     table = fv.shape_pairs_table(pairs)
     assert table["measured gain %"].is_monotonic_decreasing
+
+
+def test_zoo_reads_per_decoding_columns():
+    frame = syn.zoo_frame().rename(
+        columns={"best_gamma": "best_gamma_greedy", "spec_tokens_per_s": "spec_tokens_per_s_greedy"}
+    )
+    frame["best_gamma_t1"] = 2
+    frame["spec_tokens_per_s_t1"] = 10.0
+    frame["alpha_t1_g2"] = 0.4
+    greedy = fv.get_zoo_info(frame)
+    assert greedy.best_gamma.tolist() == [3] * 6
+    t1 = fv.get_zoo_info(frame, decoding="t1")
+    assert t1.best_gamma.tolist() == [2] * 6 and (t1.acceptance_rate == 0.4).all()
+    assert (t1.measured_tokens_per_s == 10.0).all()
+    with pytest.raises(ValueError, match="decoding"):
+        fv.get_zoo_info(frame, decoding="t0")
 
 
 def test_zoo_table_needs_its_columns():
