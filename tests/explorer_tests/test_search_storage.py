@@ -101,7 +101,7 @@ def _complete_in_sqlite(db) -> int:
 def test_killed_study_resumes_to_the_requested_count(tmp_path):
     db = tmp_path / "killed.db"
     url = f"sqlite:///{db}"
-    total = 40
+    total = 24
     cmd = [
         sys.executable, "-m", "explorer.cli", "search", "--target", "llama-7b", "--hardware", "H200",
         "--alpha", "0.8", "--trials", str(total), "--storage", url, "--study", "killed",
