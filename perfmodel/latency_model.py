@@ -68,7 +68,7 @@ _DEFAULT_FLOPS_PER_BYTE = 6.0
 M_KNOTS = (1.0, 4.0, 16.0)
 
 LAYER_TERMS = (
-    "overhead_llama", "overhead_opt", "weight_bytes", "matmul_flops_m1_4",
+    "overhead", "weight_bytes", "matmul_flops_m1_4",
     "matmul_flops_m4_16", "matmul_flops_m16_up", "roofline_max", "kv_bytes", "attention_flops",
     "token_traffic", "width",
 )  # fmt: skip
@@ -213,7 +213,9 @@ def layer_terms(
 
     Notes
     -----
-    With m = b·q tokens and N the layer's matmul parameters: weight_bytes = N·B (read once,
+    With m = b·q tokens and N the layer's matmul parameters: overhead = 1 (a fixed cost per
+    layer: kernel launches, Python; shared by both families: a family-only overhead fitted to
+    one OPT-66B point predicted opt-125m 2.5x too slow); weight_bytes = N·B (read once,
     the whole cost at m = 1); matmul_flops_<segment> = 2·N·(tokens beyond the first that fall in
     the segment of :data:`M_KNOTS`); roofline_max = max(weight_bytes + kv_bytes,
     (2·N·m + attention_flops) / flops_per_byte) (bytes-equivalent);
@@ -234,7 +236,7 @@ def layer_terms(
     roof = np.maximum(weight_bytes + kv_bytes, (2 * b * q * params + attention) / flops_per_byte)
     ramps = [2 * params * r for r in _ramps(b * q)]
     terms = np.broadcast_arrays(
-        np.where(opt, 0.0, 1.0), np.where(opt, 1.0, 0.0), weight_bytes, *ramps, roof,
+        np.ones_like(h), weight_bytes, *ramps, roof,
         kv_bytes, attention, b * q * (h + f), h + f,
     )  # fmt: skip
     return np.stack(terms, axis=-1)

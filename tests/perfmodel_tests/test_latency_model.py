@@ -26,9 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 CPU_PROFILE = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
 
 # A known "true" device: per-layer overhead, bandwidth and FLOP terms (ms per unit).
-TRUE_LAYER = np.array(
-    [0.2, 0.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1e-4]
-)
+TRUE_LAYER = np.array([0.2, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1e-4])
 TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 2e-6, 0.0])
 WIDTHS = (128, 256, 512, 1024)
 
@@ -77,6 +75,7 @@ def model():
 
 
 def test_term_names_match_feature_widths():
+    assert len(TRUE_LAYER) == len(LAYER_TERMS) and len(TRUE_FIXED) == len(FIXED_TERMS)
     lt = layer_terms(hidden=64, ffn=128, heads=1, kv_heads=1, opt=False, batch=1, context=0,
                      query=1, bytes_per_param=2.0, flops_per_byte=1.0)  # fmt: skip
     ft = fixed_terms(hidden=64, vocab=10, batch=1, query=1, bytes_per_param=2.0, flops_per_byte=1.0)
