@@ -21,6 +21,7 @@ draft and γ, and the report's path.
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import time
@@ -343,11 +344,13 @@ def validate_stage(
         seed=seed,
         tokenizer_dir=zoo / "tokenizer",
     )
+    load_before = os.getloadavg()[0]
     with _bar(1, "3/4 validate", "draft", progress) as bar:
         table = validate_study(
             searched["study"], plan=plan, top=1, problem=searched["problem"], log=echo
         )
         bar.update(1)
+    load = max(load_before, os.getloadavg()[0])
     summary = summarize(table)
     paths = write_validation(table, out, summary=summary)
     row = {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -356,7 +359,13 @@ def validate_stage(
     row["name"] = _draft_name(row)
     target_ms = row.get("predicted_target_ms")
     row["predicted_baseline_tokens_per_s"] = 1e3 / target_ms if target_ms else None
-    return {"row": row, "path": str(paths["csv"]), "summary": summary, "gamma": row["gamma"]}
+    return {
+        "row": row,
+        "path": str(paths["csv"]),
+        "summary": summary,
+        "gamma": row["gamma"],
+        "loadavg_1m": load,
+    }
 
 
 # --- 4. report -----------------------------------------------------------------------------------
@@ -392,7 +401,11 @@ def _summary_section(result: dict[str, Any]) -> Any:
         "for real against plain decoding. The predictions were made before the draft existed; "
         f"'tokens/s at the measured α' = {row['predicted_tokens_per_s_measured_alpha']:.1f} "
         "is the step model fed the α that was then measured. Stage times: "
-        f"{times}."
+        f"{times}. The latency model is fitted to the profiles, which record the uncontended "
+        "CPU time of one-thread runs where they can; the real runs are wall-clock, so on a busy "
+        "machine (1-minute load average during validation: "
+        f"{result['validate']['loadavg_1m']:.1f} on {os.cpu_count()} CPUs) measured latencies "
+        "can be much longer than predicted."
     )
     return Section(
         "demo",

@@ -480,6 +480,7 @@ nav ul { columns: 2; } nav a { text-decoration: none; }
 table.data { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
 table.data th, table.data td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 table.data th { background: #f4f4f4; }
+table.data td { white-space: nowrap; }
 table.data td:first-child, table.data th:first-child { text-align: left; }
 .figure { margin: 1em 0 1.5em; }
 .table-wrap { overflow-x: auto; max-width: 100%; }
