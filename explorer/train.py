@@ -176,7 +176,19 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         for key in ("out_dir", "checkpoint_every_s", "device", "cache_dir", "cache_teacher"):
             d.pop(key)
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+        return {k: (_portable_path(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def _portable_path(path: str | os.PathLike[str]) -> str:
+    """A path as recorded in ``zoo_meta.json``: relative to the repository when inside it, so a
+    finished folder is recognised from another checkout."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            return str(p)
+    return p.as_posix()
 
 
 @dataclass(frozen=True)
@@ -549,7 +561,7 @@ def train_model(
             return _result_from_meta(out, meta, resumed_from_step=meta["steps"])
         raise ValueError(
             f"`out_dir` must be empty or hold this run, but got out_dir={str(out)!r} holding a "
-            f"finished run with a different configuration."
+            f"finished run with a different configuration (remove it or choose another --out)."
         )
 
     split = CorpusSplit(config.corpus)
@@ -776,7 +788,11 @@ def _same_run(stored: dict | None, identity: dict) -> bool:
         for f in dataclasses.fields(TrainConfig)
         if f.default is not dataclasses.MISSING
     }
+    paths = {"corpus", "tokenizer_dir", "teacher", "init_from"}
     filled = {k: stored.get(k, defaults.get(k)) for k in identity}
+    filled = {
+        k: _portable_path(v) if k in paths and isinstance(v, str) else v for k, v in filled.items()
+    }
     return filled == identity and set(stored) <= set(identity)
 
 

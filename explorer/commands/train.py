@@ -104,10 +104,13 @@ def format_text(result: dict) -> str:
         f"saved {result['out_dir']}: {result['params']:,} parameters, "
         f"{result['tokens_trained']:,} tokens in {result['steps']} steps, "
         f"val loss {result['val_loss']:.4f} nats/token, {result['wall_s']:.0f} s "
-        f"({result['tokens_per_s']:.0f} tokens/s)"
-        + (
-            f", resumed from step {result['resumed_from_step']}"
-            if result["resumed_from_step"]
-            else ""
-        )
+        f"({result['tokens_per_s']:.0f} tokens/s)" + _resumed_note(result)
     )
+
+
+def _resumed_note(result: dict) -> str:
+    if result["resumed_from_step"] == result["steps"]:
+        return " (already finished: nothing was trained)"
+    if result["resumed_from_step"]:
+        return f", resumed from step {result['resumed_from_step']}"
+    return ""
