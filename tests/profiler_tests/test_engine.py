@@ -212,3 +212,27 @@ def test_bad_arguments_raise(zoo, kwargs, match):
             gamma=args["gamma"],
             max_new_tokens=args["max_new_tokens"],
         )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_engine_on_cuda_matches_plain_greedy(zoo):
+    import copy
+
+    target = copy.deepcopy(zoo.target).cuda()
+    draft = copy.deepcopy(zoo.partial).cuda()
+    prompts = zoo.prompt_ids()
+    result = speculative_generate(target, draft, prompts, gamma=3, max_new_tokens=NEW_TOKENS)
+    for prompt, out in zip(prompts, result.output_ids, strict=True):
+        assert list(out) == _hf_greedy(tuple(prompt)), f"{prompt=}"
+    assert result.verify_ms > 0 and result.draft_ms > 0
+    sampled = speculative_generate(
+        target,
+        draft,
+        prompts,
+        gamma=3,
+        max_new_tokens=NEW_TOKENS,
+        sampling=SamplingConfig(temperature=1.0),
+        seed=0,
+    )
+    assert all(len(o) == NEW_TOKENS for o in sampled.output_ids)

@@ -14,8 +14,10 @@ them like the zoo.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
+import shutil
 import string
 import tempfile
 import textwrap
@@ -112,6 +114,7 @@ class TinyZoo:
 def tiny_zoo() -> TinyZoo:
     torch.set_num_threads(1)  # tiny models gain nothing from threads; the CPU is shared
     root = Path(tempfile.mkdtemp(prefix="specdec-tiny-zoo-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     tokenizer = _tokenizer()
     text = inspect.getsource(textwrap)
     stream = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"])
