@@ -113,6 +113,12 @@ class _KVStream:
     def __init__(self, model: PreTrainedModel, batch: int, device: torch.device) -> None:
         self.model = model
         self.cache = DynamicCache(config=model.config)
+        if any(getattr(layer, "is_sliding", False) for layer in self.cache.layers):
+            # a sliding-window layer drops old columns, so its columns and the mask would drift
+            raise ValueError(
+                "`no sliding-window attention layers` must hold for the engine, but got "
+                f"{type(model).__name__} with sliding-window layers."
+            )
         params = inspect.signature(model.forward).parameters
         # transformers 5.x renamed `past_key_values` to `cache`; accept both spellings.
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
