@@ -12,9 +12,11 @@ draft (the optimum then sits on the constraint boundary, the hard case for a sam
 Latency: ``--device-profile DIR`` (the fitted latency model) when given, else the roofline bound
 of ``--hardware`` (default H200) plus ``--layer-launch-ms`` per layer, so deep drafts pay for
 their depth. Acceptance: ``--acceptance FILE`` (a drafts table, fitted), else
-``data/zoo/drafts.csv`` when present, else a synthetic table whose α grows with log parameters.
+``data/zoo/drafts.csv`` for the zoo's target, else a synthetic table whose α grows with log
+parameters (the zoo's drafts say nothing about a preset target's drafts).
 
-Run: ``python benchmarks/bench_search_vs_grid.py [--target llama-7b] [--trials 200] [--seeds 5]``.
+Run: ``python benchmarks/bench_search_vs_grid.py [--target llama-7b] [--trials 200] [--seeds 5]``,
+or on the zoo: ``--target data/zoo/target --device-profile data/profiles/<device>``.
 The last line of stdout is one JSON object.
 """
 
@@ -88,8 +90,11 @@ def main() -> None:
             "hardware": args.hardware,
             "layer_launch_ms": args.layer_launch_ms,
         }
+    # the zoo's measured drafts describe the zoo's target only; a preset target gets the
+    # synthetic table unless a table is given
+    zoo_target = Path(args.target).resolve() == (REPO / "data" / "zoo" / "target").resolve()
     drafts = Path(args.acceptance) if args.acceptance else REPO / "data" / "zoo" / "drafts.csv"
-    if drafts.is_file():
+    if drafts.is_file() and (args.acceptance or zoo_target):
         acceptance, acceptance_info = (
             AcceptanceModel.fit(drafts),
             {"kind": "model", "path": str(drafts)},

@@ -75,6 +75,15 @@ class ValidationPlan:
     temperature : float
         Sampling temperature of the runs, >= 0 (default 1: the zoo's ``acceptance_rate`` column,
         which the acceptance model is fitted to, is α at temperature 1; 0 is greedy).
+    threads : int, optional
+        torch threads for the runs (default: those the device profile was measured with).
+    time_basis : {"auto", "cpu", "wall"}
+        What "measured" time means. ``"wall"``: the engine's wall clock. ``"cpu"``: the wall
+        clock scaled by the run's process-CPU / wall ratio, the time the run would take on an
+        idle machine with ``threads`` threads; this is what a latency model fitted to
+        ``cpu_median_ms`` predicts, and the only fair comparison on a shared machine. ``"auto"``:
+        ``"cpu"`` when the study's latency model was fitted to CPU time, else ``"wall"``. Both
+        are always reported.
     corpus, tokenizer_dir, cache_dir : Path, optional
         Training corpus, tokenizer and cache (default: the zoo's, as ``TrainConfig`` has them).
     """
@@ -92,6 +101,8 @@ class ValidationPlan:
     eval_windows: int = 8
     seed: int = 0
     temperature: float = 1.0
+    threads: int | None = None
+    time_basis: str = "auto"
     corpus: Path | None = None
     tokenizer_dir: Path | None = None
     cache_dir: Path | None = None
@@ -112,6 +123,12 @@ class ValidationPlan:
             raise ValueError(
                 f"`0 <= temperature` must hold, but got temperature={self.temperature}."
             )
+        if self.time_basis not in ("auto", "cpu", "wall"):
+            raise ValueError(
+                f"`time_basis in ('auto', 'cpu', 'wall')` must hold, but got time_basis={self.time_basis!r}."
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"`threads >= 1` must hold, but got threads={self.threads}.")
         if self.first_prompt < 0:
             raise ValueError(
                 f"`first_prompt >= 0` must hold, but got first_prompt={self.first_prompt}."
@@ -211,7 +228,17 @@ def _train(plan: ValidationPlan, config: DraftConfig) -> Any:
     return train_model(cfg, progress=False)
 
 
-def _run_pair(plan: ValidationPlan, draft_dir: Path, gamma: int, batch: int) -> tuple[Any, Any]:
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def _run_pair(
+    plan: ValidationPlan, draft_dir: Path, gamma: int, batch: int
+) -> tuple[Any, Any, dict[str, float]]:
+    import torch
+
     from profiler.engine import GenerationResult, speculative_generate
     from profiler.loading import load_pair
     from profiler.prompts import load_prompts, tokenize_prompts
@@ -226,47 +253,66 @@ def _run_pair(plan: ValidationPlan, draft_dir: Path, gamma: int, batch: int) -> 
     ids = tokenize_prompts(pair.tokenizer, texts)
     sampling = SamplingConfig(temperature=plan.temperature)
     spec, base = [], []
-    for i in range(0, len(ids), batch):  # interleaved: both runs see the same machine load
-        rows = ids[i : i + batch]
-        base.append(
-            speculative_generate(
-                pair.target,
-                None,
-                rows,
-                gamma=0,
-                max_new_tokens=plan.max_new_tokens,
-                sampling=sampling,
-                seed=plan.seed + i,
-            )
-        )
-        spec.append(
-            speculative_generate(
-                pair.target,
-                pair.draft,
-                rows,
-                gamma=gamma,
-                max_new_tokens=plan.max_new_tokens,
-                sampling=sampling,
-                seed=plan.seed + i,
-            )
-        )
-    return GenerationResult.concat(spec), GenerationResult.concat(base)
+    clock = {"spec_wall_s": 0.0, "spec_cpu_s": 0.0, "base_wall_s": 0.0, "base_cpu_s": 0.0}
+    threads = torch.get_num_threads()
+    if plan.threads is not None:
+        torch.set_num_threads(plan.threads)
+    try:
+        for i in range(0, len(ids), batch):  # interleaved: both runs see the same machine load
+            rows = ids[i : i + batch]
+            for kind, draft, g, out in (("base", None, 0, base), ("spec", pair.draft, gamma, spec)):
+                result, wall_s, cpu_s = _timed(
+                    lambda draft=draft, g=g, rows=rows, i=i: speculative_generate(
+                        pair.target,
+                        draft,
+                        rows,
+                        gamma=g,
+                        max_new_tokens=plan.max_new_tokens,
+                        sampling=sampling,
+                        seed=plan.seed + i,
+                    )
+                )
+                out.append(result)
+                clock[f"{kind}_wall_s"] += wall_s
+                clock[f"{kind}_cpu_s"] += cpu_s
+    finally:
+        torch.set_num_threads(threads)
+    return GenerationResult.concat(spec), GenerationResult.concat(base), clock
 
 
-def _measure(spec: Any, base: Any) -> dict[str, float]:
+def _measure(spec: Any, base: Any, clock: dict[str, float], *, basis: str) -> dict[str, Any]:
     gamma = spec.gamma
     steps = max(spec.n_steps, 1)
+    # process-CPU / wall of each run: < 1 when other processes took the cores
+    r_spec = min(1.0, clock["spec_cpu_s"] / clock["spec_wall_s"]) if clock["spec_wall_s"] else 1.0
+    r_base = min(1.0, clock["base_cpu_s"] / clock["base_wall_s"]) if clock["base_wall_s"] else 1.0
+    wall = {
+        "draft_pass_ms": spec.draft_ms / (gamma * steps) if gamma else float("nan"),
+        "target_ms": base.verify_ms / max(base.n_steps, 1),
+        "tokens_per_s": spec.decode_tokens_per_s,
+        "baseline_tokens_per_s": base.decode_tokens_per_s,
+    }
+    cpu = {
+        "draft_pass_ms": wall["draft_pass_ms"] * r_spec,
+        "target_ms": wall["target_ms"] * r_base,
+        "tokens_per_s": wall["tokens_per_s"] / r_spec,
+        "baseline_tokens_per_s": wall["baseline_tokens_per_s"] / r_base,
+    }
+    for d in (wall, cpu):
+        d["speedup"] = d["tokens_per_s"] / d["baseline_tokens_per_s"]
+    chosen = cpu if basis == "cpu" else wall
     return {
         "measured_gamma": gamma,
         "measured_acceptance_rate": spec.acceptance_rate,
         "measured_expected_tokens_per_step": spec.mean_accepted_length,
-        "measured_draft_pass_ms": spec.draft_ms / (gamma * steps) if gamma else float("nan"),
-        "measured_verify_ms": spec.verify_ms / steps,
-        "measured_overhead_ms": spec.overhead_ms / steps,
-        "measured_target_ms": base.verify_ms / max(base.n_steps, 1),
-        "measured_tokens_per_s": spec.decode_tokens_per_s,
-        "measured_baseline_tokens_per_s": base.decode_tokens_per_s,
-        "measured_speedup": spec.decode_tokens_per_s / base.decode_tokens_per_s,
+        **{f"measured_{k}": v for k, v in chosen.items()},
+        "measured_verify_ms": spec.verify_ms / steps * (r_spec if basis == "cpu" else 1.0),
+        "measured_overhead_ms": spec.overhead_ms / steps * (r_spec if basis == "cpu" else 1.0),
+        "time_basis": basis,
+        **{f"wall_{k}": v for k, v in wall.items()},
+        **{f"cpu_{k}": v for k, v in cpu.items()},
+        "cpu_wall_ratio_spec": r_spec,
+        "cpu_wall_ratio_base": r_base,
         "run_context_mean": float(np.mean([s.context_columns for s in spec.steps]))
         if spec.steps
         else 0.0,
@@ -333,6 +379,10 @@ def validate_study(
         raise ValueError(f"`top` must be an integer >= 1, but got top={top!r}.")
     settings = study.user_attrs.get(SETTINGS_ATTR, {})
     problem = problem or problem_from_settings(settings)
+    basis = plan.time_basis
+    if basis == "auto":
+        cpu_fit = settings.get("latency", {}).get("statistic") == "cpu_median_ms"
+        basis = "cpu" if cpu_fit else "wall"
     rows = []
     for trial in _top_trials(study, top):
         config = DraftConfig(**{k: int(trial.user_attrs[k]) for k in CONFIG_KEYS})
@@ -346,9 +396,9 @@ def validate_study(
                 f"trial {trial.number}: running {plan.n_prompts} held-out prompts at gamma={config.gamma} and 0"
             )
         t0 = time.perf_counter()
-        spec, base = _run_pair(plan, _draft_dir(plan, config), config.gamma, problem.batch)
+        spec, base, clock = _run_pair(plan, _draft_dir(plan, config), config.gamma, problem.batch)
         run_s = time.perf_counter() - t0
-        m = _measure(spec, base)
+        m = _measure(spec, base, clock, basis=basis)
         context = int(round(m["run_context_mean"]))
         full = _predict(
             problem, config, context=context, training_tokens=plan.token_budget, alpha=None
@@ -434,7 +484,13 @@ def _write_back(study: Any, trial: Any, row: dict[str, Any]) -> None:
     truth = {
         k: v for k, v in _jsonable(row).items() if k.startswith("measured_") or k.endswith("_error")
     }
-    truth.update({"token_budget": row["token_budget"], "val_loss": _jsonable(row)["val_loss"]})
+    truth.update(
+        {
+            "token_budget": row["token_budget"],
+            "val_loss": _jsonable(row)["val_loss"],
+            "time_basis": row["time_basis"],
+        }
+    )
     study.set_user_attr(f"{VALIDATION_ATTR_PREFIX}{trial.number}", truth)
     # Optuna does not let a finished trial's attributes change; a copy holds the truth next to
     # the prediction, and names the original.
@@ -494,3 +550,19 @@ def write_validation(
 
 def _jsonable_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     return [_jsonable(r) for r in table.to_dict("records")]
+
+
+def profile_threads(device_profile: str | os.PathLike[str] | None) -> int | None:
+    """torch threads the profiles of a device folder were measured with (``threads`` column)."""
+    if device_profile is None:
+        return None
+    for path in sorted(Path(device_profile).glob("*.csv")):
+        if path.name.endswith(".fit.csv"):
+            continue
+        try:
+            frame = pd.read_csv(path, usecols=["threads"], nrows=1)
+        except (ValueError, OSError):
+            continue
+        if len(frame) and pd.notna(frame["threads"].iloc[0]):
+            return int(frame["threads"].iloc[0])
+    return None

@@ -66,6 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-write-back", action="store_true", help="do not record the truth in the study"
     )
     parser.add_argument(
+        "--time-basis",
+        choices=("auto", "cpu", "wall"),
+        default="auto",
+        help="measured time: wall clock, or CPU-time adjusted (what an idle machine would take; "
+        "auto: cpu when the latency model was fitted to CPU time)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads for the runs (default: those of the device profile)",
+    )
+    parser.add_argument(
         "--temperature",
         type=float,
         default=1.0,
@@ -129,6 +142,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         n_prompts=args.n_prompts,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
+        time_basis=args.time_basis,
+        threads=args.threads
+        or v.profile_threads(settings.get("latency", {}).get("device_profile")),
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         eval_windows=args.eval_windows,
