@@ -1,0 +1,115 @@
+"""A model's KV cache plus a per-row mask of which cache columns hold accepted tokens.
+
+The engine (``profiler.engine``) lets every row's cache grow by the step's new columns, marks the
+columns past each row's accepted prefix invalid and crops the trailing columns that no row kept.
+While no column is invalid the model runs with Hugging Face's default mask and positions; after
+that every pass gets an explicit 4-D mask (causal over columns, restricted to valid ones) and
+explicit position ids (each row's count of valid tokens), so an invalid column costs attention
+work but never changes a result.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+from transformers import DynamicCache, PreTrainedModel
+
+__all__ = ["KVStream"]
+
+
+class KVStream:
+    """One model's KV cache and which of its columns each row may attend to."""
+
+    def __init__(self, model: PreTrainedModel, batch: int, device: torch.device) -> None:
+        self.model = model
+        self.cache = DynamicCache(config=model.config)
+        if any(getattr(layer, "is_sliding", False) for layer in self.cache.layers):
+            # a sliding-window layer drops old columns, so its columns and the mask would drift
+            raise ValueError(
+                "`no sliding-window attention layers` must hold for the engine, but got "
+                f"{type(model).__name__} with sliding-window layers."
+            )
+        params = inspect.signature(model.forward).parameters
+        # transformers 5.x renamed `past_key_values` to `cache`; accept both spellings.
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.valid = torch.ones(batch, 0, dtype=torch.bool, device=device)  # (batch, columns)
+        self.n_valid = torch.zeros(batch, dtype=torch.long, device=device)  # next position per row
+        self.holes = False  # some row has an invalid column: explicit masks from now on
+        impl = getattr(model.config, "_attn_implementation", "sdpa")
+        self.bool_mask = impl == "sdpa"
+        self.impl = impl
+
+    @property
+    def columns(self) -> int:
+        return self.valid.shape[1]
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        new_valid: torch.Tensor,
+        *,
+        new_holes: bool,
+        logits_to_keep: int,
+    ) -> torch.Tensor:
+        """Feed ``tokens`` (batch, q) as new columns; return logits (batch, kept, vocab)."""
+        kwargs: dict[str, object] = {self.cache_kw: self.cache}
+        if self.holes or new_holes:
+            if self.impl not in ("sdpa", "eager"):
+                raise ValueError(
+                    "`attn_implementation in ('sdpa', 'eager')` must hold for batches with "
+                    f"padding or per-row rollback, but got {self.impl!r}."
+                )
+            q = tokens.shape[1]
+            kv_valid = torch.cat([self.valid, new_valid], dim=1)  # (batch, columns + q)
+            past = self.columns
+            col = torch.arange(past + q, device=tokens.device)
+            query_col = col[past:, None]  # (q, 1)
+            # causal over columns, restricted to valid columns; a query always sees itself so
+            # that a padding query's softmax has something to normalise (its output is unused).
+            allowed = (col[None, :] <= query_col) & (kv_valid[:, None, :] | (col == query_col))
+            mask = allowed[:, None]  # (batch, 1, q, columns + q)
+            if not self.bool_mask:
+                dtype = self.model.dtype
+                zero = torch.zeros((), dtype=dtype, device=tokens.device)
+                mask = torch.where(mask, zero, torch.finfo(dtype).min)
+            kwargs["attention_mask"] = mask
+            # position of each new column = the row's valid tokens before it
+            kwargs["position_ids"] = (
+                self.n_valid[:, None] + new_valid.cumsum(dim=1) - new_valid.long()
+            )
+            self.holes = True
+        out = self.model(input_ids=tokens, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
+        self.valid = torch.cat([self.valid, new_valid], dim=1)
+        self.n_valid = self.n_valid + new_valid.sum(dim=1)
+        return out.logits
+
+    def rollback(self, *, start: int, keep: torch.Tensor, keep_host: Sequence[int]) -> None:
+        """Keep ``keep[r]`` of the (all valid) columns from ``start`` on in row r; crop the rest.
+
+        ``keep_host`` is ``keep`` on the host (already copied for the step's bookkeeping).
+        """
+        new = self.columns - start
+        longest = max(keep_host)
+        if longest < new:
+            self.cache.crop(-(new - longest))  # negative: remove that many trailing columns
+            self.valid = self.valid[:, : start + longest]
+        if min(keep_host) < longest:
+            kept = torch.arange(longest, device=keep.device)[None, :] < keep[:, None]
+            self.valid = torch.cat([self.valid[:, :start], kept], dim=1)
+            self.holes = True
+        self.n_valid = self.n_valid - new + keep
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only ``rows`` of the batch (finished rows leave)."""
+        self.cache.batch_select_indices(rows)
+        self.valid = self.valid[rows]
+        self.n_valid = self.n_valid[rows]
+
+    def row_kv(self, row: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys and values of ``row`` at its valid columns, per layer: (heads, tokens, head_dim)."""
+        keep = self.valid[row].nonzero().squeeze(1)
+        return [
+            (layer.keys[row][:, keep], layer.values[row][:, keep]) for layer in self.cache.layers
+        ]
