@@ -9,10 +9,20 @@ from perfmodel.acceptance import (
     expected_tokens_per_step,
     expected_tokens_per_step_positional,
 )
+from perfmodel.acceptance_model import (
+    AcceptanceModel,
+    AcceptancePrediction,
+    AcceptanceSource,
+    FixedAcceptance,
+    LeaveOneOutReport,
+    acceptance_from_file,
+    load_acceptance_table,
+)
 from perfmodel.arch import FAMILIES, ArchSpec
 from perfmodel.comparison import DraftComparison, compare_drafts
 from perfmodel.hardware import HardwareSpec, get_hardware, hardware_names
 from perfmodel.latency_fn import FixedLatency, LatencyFn
+from perfmodel.latency_model import ArchLatency, LatencyModel, load_profile_rows
 from perfmodel.presets import get_preset, load_presets, preset_names, reference_dir
 from perfmodel.roofline import roofline, roofline_fixed, roofline_layer
 from perfmodel.throughput import (
@@ -25,6 +35,16 @@ from perfmodel.throughput import (
 )
 
 __all__ = [
+    "AcceptanceModel",
+    "AcceptancePrediction",
+    "AcceptanceSource",
+    "ArchLatency",
+    "FixedAcceptance",
+    "LatencyModel",
+    "LeaveOneOutReport",
+    "acceptance_from_file",
+    "load_acceptance_table",
+    "load_profile_rows",
     "DEFAULT_GAMMA_MAX",
     "FAMILIES",
     "ArchSpec",
