@@ -28,6 +28,14 @@ When --verify-ms is absent the verification pass (gamma + 1 tokens) is taken to 
 example:
   specdec predict --alpha 0.8 --gamma 4 --draft-ms 2 --target-ms 20
   specdec predict --position-acceptance 0.9,0.8,0.7,0.6 --gamma 4 --draft-ms 2 --target-ms 20 --json
+
+Instead of milliseconds, name the models and a device profile; the latencies T(b, n, q) then
+come from the latency model fitted to the profile (perfmodel.latency_model), and the
+verification pass is asked at q = gamma + 1:
+  specdec predict --alpha 0.6 --gamma 4 --target llama-65b --draft wide-sheared-llama-796m \
+      --device-profile data/profiles/cpu-xeon-2.5ghz-1c
+  specdec predict --alpha 0.6 --gamma 4 --target llama-7b --draft llama-7b --draft-layers 5 \
+      --hardware H200
 """
 
 
@@ -51,14 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--draft-ms",
         type=float,
-        required=True,
         metavar="D",
         help="draft forward pass at 1 token per row, ms (> 0)",
     )
     parser.add_argument(
         "--target-ms",
         type=float,
-        required=True,
         metavar="T",
         help="target forward pass at 1 token per row (plain decoding), ms (> 0)",
     )
@@ -99,6 +105,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="draft passes per step beyond gamma, e.g. 1 if the engine runs the draft gamma+1 "
         "times per step (default 0)",
     )
+    _add_model_arguments(parser)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    models = parser.add_argument_group(
+        "latencies from models and a device profile (instead of --draft-ms/--target-ms)"
+    )
+    models.add_argument(
+        "--target", metavar="MODEL", help="target: a preset, a Hugging Face folder or a config.json"
+    )
+    models.add_argument(
+        "--draft", metavar="MODEL", help="draft: a preset, a Hugging Face folder or a config.json"
+    )
+    for field, what in DRAFT_OVERRIDES.items():
+        models.add_argument(
+            f"--draft-{field.replace('_', '-')}",
+            type=int,
+            metavar="N",
+            dest=f"draft_{field}",
+            help=f"override the draft's {what}",
+        )
+    source = models.add_mutually_exclusive_group()
+    source.add_argument(
+        "--device-profile",
+        metavar="DIR",
+        help="folder of profile CSVs (data/profiles/<device>/) to fit the latency model on",
+    )
+    source.add_argument(
+        "--hardware",
+        metavar="NAME",
+        help="use the roofline lower bound of a GPU (A100-80GB, H100-SXM, H200) instead",
+    )
+    models.add_argument(
+        "--context",
+        type=int,
+        default=128,
+        metavar="N",
+        help="tokens already in the KV cache (default 128)",
+    )
+
+
+# Draft shape overrides: ArchSpec field -> what it is.
+DRAFT_OVERRIDES = {
+    "layers": "decoder layers",
+    "hidden": "hidden size",
+    "ffn": "MLP size",
+    "heads": "attention heads",
+    "kv_heads": "KV heads",
+}
 
 
 def build_acceptance(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,7 +176,49 @@ def build_latencies(args: argparse.Namespace) -> dict[str, Any]:
     knows T(b, n, q) (a preset plus a device profile) returns ``perfmodel.LatencyFn`` objects for
     ``draft_ms`` and ``target_ms`` and ``verify_ms=None``; :func:`predict` takes either.
     """
-    return {"draft_ms": args.draft_ms, "target_ms": args.target_ms, "verify_ms": args.verify_ms}
+    by_models = args.target is not None or args.draft is not None
+    by_ms = args.draft_ms is not None or args.target_ms is not None
+    if by_models and by_ms:
+        raise ValueError(
+            "`either --draft-ms/--target-ms or --target/--draft with a profile` must hold, "
+            "but got both."
+        )
+    if not by_models:
+        if args.draft_ms is None or args.target_ms is None:
+            raise ValueError(
+                "`--draft-ms and --target-ms are given (or --target, --draft and "
+                "--device-profile/--hardware)` must hold, but got "
+                f"draft_ms={args.draft_ms}, target_ms={args.target_ms}."
+            )
+        return {"draft_ms": args.draft_ms, "target_ms": args.target_ms, "verify_ms": args.verify_ms}
+    if args.target is None or args.draft is None:
+        raise ValueError(
+            f"`--target and --draft are both given` must hold, but got target={args.target!r}, "
+            f"draft={args.draft!r}."
+        )
+    if args.verify_ms is not None:
+        raise ValueError(
+            "`--verify-ms only with --draft-ms/--target-ms` must hold: with models the latency "
+            "model gives the verification pass."
+        )
+    from explorer.search import build_latency, resolve_target
+
+    target = resolve_target(args.target)
+    overrides = {
+        field: getattr(args, f"draft_{field}")
+        for field in DRAFT_OVERRIDES
+        if getattr(args, f"draft_{field}") is not None
+    }
+    try:
+        draft = resolve_target(args.draft)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--target", "--draft")) from None
+    if overrides:
+        draft = draft.replace(**overrides)
+    target_fn, draft_provider, _ = build_latency(
+        target, device_profile=args.device_profile, hardware=args.hardware
+    )
+    return {"draft_ms": draft_provider(draft), "target_ms": target_fn, "verify_ms": None}
 
 
 def predict(
@@ -180,6 +277,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         latencies=build_latencies(args),
         overhead_ms=args.overhead_ms,
         batch=args.batch,
+        context=args.context if args.target is not None else 0,
         gamma_max=args.gamma_max,
         extra_draft_calls=args.extra_draft_calls,
     )
@@ -196,8 +294,8 @@ def format_text(result: dict[str, Any]) -> str:
         ("verify", f"{result['verify_ms']:.3f} ms"),
         ("overhead", f"{result['overhead_ms']:.3f} ms"),
         ("step", f"{result['step_ms']:.3f} ms"),
-        ("tokens/s", f"{result['tokens_per_s']:.1f}"),
-        ("baseline tokens/s", f"{result['baseline_tokens_per_s']:.1f}"),
+        ("tokens/s", f"{result['tokens_per_s']:.4g}"),
+        ("baseline tokens/s", f"{result['baseline_tokens_per_s']:.4g}"),
         ("speedup", f"{result['speedup']:.3f}x"),
         (
             f"best gamma in 0..{result['gamma_max']}",

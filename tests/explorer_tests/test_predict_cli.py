@@ -122,3 +122,86 @@ def test_console_script_subprocess():
     )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "acceptance_rate" in bad.stderr
+
+
+# --- latencies from models and a device profile (issue 3's wiring) -----------------------------
+
+PROFILE_DIR = "data/profiles/cpu-xeon-2.5ghz-1c"
+
+
+def test_models_and_device_profile_match_the_latency_model(capsys):
+    import perfmodel
+
+    code = main(
+        [
+            "predict",
+            "--alpha",
+            "0.6",
+            "--gamma",
+            "3",
+            "--target",
+            "llama-7b",
+            "--draft",
+            "llama-7b",
+            "--draft-layers",
+            "2",
+            "--device-profile",
+            PROFILE_DIR,
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    model = perfmodel.LatencyModel.from_profiles(PROFILE_DIR)
+    target = perfmodel.get_preset("llama-7b")
+    draft = target.replace(layers=2)
+    expected = perfmodel.speculative_throughput(
+        3,
+        acceptance_rate=0.6,
+        draft_ms=model.latency_fn(draft),
+        target_ms=model.latency_fn(target),
+        context=128,
+    )
+    assert out["step_ms"] == pytest.approx(float(expected["step_ms"]), rel=1e-9)
+    assert out["verify_ms"] == pytest.approx(float(model.latency_fn(target)(1, 128, 4)), rel=1e-9)
+
+
+def test_models_with_roofline_hardware(capsys):
+    code = main(
+        [
+            "predict",
+            "--alpha",
+            "0.8",
+            "--gamma",
+            "4",
+            "--target",
+            "llama-65b",
+            "--draft",
+            "wide-sheared-llama-796m",
+            "--hardware",
+            "H200",
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["speedup"] > 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--target", "llama-7b", "--draft", "nope", "--hardware", "H200"],
+        ["--target", "llama-7b", "--hardware", "H200"],
+        ["--target", "llama-7b", "--draft", "llama-7b", "--draft-ms", "2", "--hardware", "H200"],
+        ["--target", "llama-7b", "--draft", "llama-7b"],
+        ["--target", "llama-7b", "--draft", "llama-7b", "--device-profile", "/nonexistent"],
+        ["--target", "llama-7b", "--draft", "llama-7b", "--draft-heads", "7", "--hardware", "H200"],
+        ["--draft-ms", "2"],
+    ],
+)
+def test_model_flags_bad_input_exit_2(argv, capsys):
+    code = main(["predict", "--alpha", "0.5", "--gamma", "2", *argv])
+    err = capsys.readouterr().err
+    assert code == 2, argv
+    assert len(err.strip().splitlines()) == 1, err
