@@ -178,12 +178,22 @@ def latency_section(
     if query is None:
         query = 1 if (at_b["query"] == 1).any() else int(at_b["query"].min())
     layer = fl.get_layer_latency_info(p, batch=batch, query=query)
-    token = fl.get_token_latency_info(p, batch=batch, query=query)
+    # Over depth, only comparable shapes (one layer family, vocabulary and tying), so that the
+    # parameter axis of the depth-effect figure compares like with like.
+    token = fl.get_token_latency_info(p, batch=batch, query=query, group="largest")
     effect = fl.get_depth_effect_info(token)
     blocks: list[Any] = [
         f"Profiles read from {p.source}: {p.fits['model'].nunique()} models on "
         f"{len(p.devices)} device(s) ({', '.join(p.devices)}); shown at batch {batch} with "
-        f"{query} new token(s) per row.",
+        f"{query} new token(s) per row, as {fl.STATISTIC_LABELS[layer.statistic]}"
+        + (
+            " (the process CPU time of one-thread runs: the uncontended latency on a machine "
+            "shared with other jobs, and what the latency model is fitted to)."
+            if layer.statistic == "cpu"
+            else "."
+        )
+        + " The per-token figures show the largest family of comparable shapes (one layer "
+        "layout and vocabulary).",
         fl.plot_layer_latency(layer),
         fl.plot_token_latency(token),
         fl.plot_depth_effect(token),
@@ -224,12 +234,18 @@ def _fit_table(fits: pd.DataFrame, *, batch: int, query: int) -> pd.DataFrame:
             "ffn": use["ffn"],
             "context": use["context"],
             "dtype": use["dtype"],
-            "T_fixed ms": use["t_fixed_ms"],
-            "T_layer ms": use["t_layer_ms"],
+            "T_fixed ms (wall)": use["t_fixed_ms"],
+            "T_layer ms (wall)": use["t_layer_ms"],
             "roofline layer ms": use["roofline_layer_ms"],
             "fit residual %": 100 * use["fit_rel_residual"],
         }
     )
+    for col, name in (
+        ("cpu_t_fixed_ms", "T_fixed ms (CPU)"),
+        ("cpu_t_layer_ms", "T_layer ms (CPU)"),
+    ):
+        if col in use:
+            table[name] = use[col]
     if "whole_rel_error" in use:
         table["whole vs composed %"] = 100 * use["whole_rel_error"]
     return table.reset_index(drop=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
 __all__ = [
+    "STATISTIC_LABELS",
     "DepthEffectInfo",
     "LayerLatencyInfo",
     "ProfileSet",
@@ -78,6 +79,7 @@ class LayerLatencyInfo(NamedTuple):
     roofline_layer_ms: NDArray[np.float64]  # (m,)
     roofline_fixed_ms: NDArray[np.float64]  # (m,)
     fit_rel_residual: NDArray[np.float64]  # (m,) RMS residual of the depth fit / mean time
+    statistic: str  # "cpu" (process CPU time of a one-thread run) or "wall" (wall clock)
 
 
 class TokenLatencyInfo(NamedTuple):
@@ -97,6 +99,7 @@ class TokenLatencyInfo(NamedTuple):
     measured_hidden: NDArray[np.int64]  # (j,)
     measured_depth: NDArray[np.int64]  # (j,)
     measured_ms: NDArray[np.float64]  # (j,) median of the timed calls
+    statistic: str  # "cpu" or "wall", as in LayerLatencyInfo
 
 
 class DepthEffectInfo(NamedTuple):
@@ -182,6 +185,49 @@ def _select(
     return use.groupby(["device", "model"], sort=True).head(1).drop(columns="_dist")
 
 
+# Fit and row columns per statistic. The profiler records, next to the wall clock, the process
+# CPU time of one-thread runs: on a machine shared with other jobs that is the uncontended
+# latency, and it is what perfmodel.latency_model fits by default.
+_STAT_COLUMNS = {
+    "cpu": ("cpu_t_fixed_ms", "cpu_t_layer_ms", "cpu_fit_rel_residual", "cpu_median_ms"),
+    "wall": ("t_fixed_ms", "t_layer_ms", "fit_rel_residual", "median_ms"),
+}
+STATISTIC_LABELS = {"cpu": "CPU time, one thread", "wall": "wall clock"}
+
+
+def _statistic(use: pd.DataFrame, statistic: str) -> str:
+    """``"auto"``: CPU time where every selected fit has it, else wall clock."""
+    if statistic not in ("auto", *_STAT_COLUMNS):
+        raise ValueError(f"`statistic in ('auto', 'cpu', 'wall')` must hold, but got {statistic=}.")
+    if statistic != "auto":
+        if statistic == "cpu" and not _has(use, _STAT_COLUMNS["cpu"][:2]):
+            raise ValueError(
+                "statistic='cpu' needs cpu_t_fixed_ms and cpu_t_layer_ms in every fit."
+            )
+        return statistic
+    return "cpu" if _has(use, _STAT_COLUMNS["cpu"][:2]) else "wall"
+
+
+def _has(frame: pd.DataFrame, columns: Sequence[str]) -> bool:
+    if frame.empty or any(c not in frame.columns for c in columns):
+        return False
+    values = frame[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    return bool(np.isfinite(values).all())
+
+
+def _shape_group(use: pd.DataFrame, group: str) -> pd.DataFrame:
+    """``"largest"``: the (family, vocab, tied) group with the most shapes; ``"all"``: all."""
+    if group == "all" or use.empty:
+        return use
+    if group != "largest":
+        raise ValueError(f"`group in ('largest', 'all')` must hold, but got {group=}.")
+    keys = ["family", "vocab", "tied"]
+    sizes = use.groupby(keys, sort=True).size()
+    best = sizes.idxmax()
+    mask = np.logical_and.reduce([use[k] == v for k, v in zip(keys, best, strict=True)])
+    return use[mask]
+
+
 # --- per layer -----------------------------------------------------------------------------------
 
 
@@ -192,6 +238,7 @@ def get_layer_latency_info(
     query: int = 1,
     context: int | None = None,
     dtype: str | None = None,
+    statistic: str = "auto",
 ) -> LayerLatencyInfo:
     """Data step of :func:`plot_layer_latency`: T_layer and T_fixed of every profiled shape.
 
@@ -205,6 +252,9 @@ def get_layer_latency_info(
         n; each shape's row nearest to it is used. Default: the most common context.
     dtype : str, optional
         Only rows of this dtype (default: all).
+    statistic : {"auto", "cpu", "wall"}
+        Process CPU time of the one-thread runs (the uncontended latency, what the latency model
+        fits) or wall clock. ``"auto"``: CPU time where every fit shown has it.
 
     Raises
     ------
@@ -220,6 +270,12 @@ def get_layer_latency_info(
             f"{sorted(p.fits['query'].unique().tolist())}."
         )
     use = use.sort_values(["device", "hidden", "model"])
+    stat = _statistic(use, statistic)
+    fixed_col, layer_col, resid_col, _ = _STAT_COLUMNS[stat]
+    if resid_col in use:
+        resid = pd.to_numeric(use[resid_col], errors="coerce").to_numpy(np.float64)
+    else:
+        resid = np.full(len(use), np.nan)
     return LayerLatencyInfo(
         batch=batch,
         query=query,
@@ -228,11 +284,12 @@ def get_layer_latency_info(
         model=use["model"].astype(str).to_numpy(object),
         hidden=use["hidden"].to_numpy(np.int64),
         layers=use["layers"].to_numpy(np.int64),
-        layer_ms=use["t_layer_ms"].to_numpy(np.float64),
-        fixed_ms=use["t_fixed_ms"].to_numpy(np.float64),
+        layer_ms=use[layer_col].to_numpy(np.float64),
+        fixed_ms=use[fixed_col].to_numpy(np.float64),
         roofline_layer_ms=use["roofline_layer_ms"].to_numpy(np.float64),
         roofline_fixed_ms=use["roofline_fixed_ms"].to_numpy(np.float64),
-        fit_rel_residual=use["fit_rel_residual"].to_numpy(np.float64),
+        fit_rel_residual=resid,
+        statistic=stat,
     )
 
 
@@ -294,7 +351,9 @@ def plot_layer_latency(info: LayerLatencyInfo) -> go.Figure:
             )
     for col in (1, 2):
         fig.update_xaxes(title="hidden size (width)", type="log", row=1, col=col)
-        fig.update_yaxes(title="ms", type="log", row=1, col=col)
+        fig.update_yaxes(
+            title=f"ms ({STATISTIC_LABELS[info.statistic]})", type="log", row=1, col=col
+        )
     return style(
         fig,
         title=f"Per-layer and fixed latency against width (batch {info.batch}, {info.query} "
@@ -329,11 +388,16 @@ def get_token_latency_info(
     context: int | None = None,
     dtype: str | None = None,
     max_hidden: int | None = None,
+    group: str = "all",
+    statistic: str = "auto",
 ) -> TokenLatencyInfo:
     """Data step of :func:`plot_token_latency`: T_fixed + L·T_layer for L in ``depths``.
 
     Shapes that differ only in their full depth (``layers``) are one width: the fit with the most
-    timed depths represents it. ``max_hidden`` drops wider shapes (e.g. the seed-paper targets).
+    timed depths represents it. ``max_hidden`` drops wider shapes (e.g. the seed-paper targets);
+    ``group="largest"`` keeps only the largest family of comparable shapes (same layer family,
+    vocabulary and embedding tying), so that parameter counts compare like with like.
+    ``statistic`` as in :func:`get_layer_latency_info`.
     """
     p = _as_profiles(profiles)
     d = np.asarray(list(depths), dtype=np.int64)
@@ -342,6 +406,7 @@ def get_token_latency_info(
     use = _select(p.fits, batch=batch, query=query, context=context, dtype=dtype)
     if max_hidden is not None:
         use = use[use["hidden"] <= max_hidden]
+    use = _shape_group(use, group)
     if use.empty:
         raise ValueError(
             f"no profile in {p.source!r} has a fit at batch={batch} and query={query}"
@@ -351,6 +416,8 @@ def get_token_latency_info(
     n_depths = use["depths"].astype(str).str.count(";") + 1 if "depths" in use else 1
     use = use.assign(_n=n_depths).sort_values(["device", "hidden", "_n"], ascending=[1, 1, 0])
     use = use.drop_duplicates(subset=["device", *SHAPE], keep="first")
+    stat = _statistic(use, statistic)
+    fixed_col, layer_col, _, row_col = _STAT_COLUMNS[stat]
     out: dict[str, list] = {
         k: [] for k in ("device", "model", "hidden", "depth", "params", "ms", "rl")
     }
@@ -361,7 +428,7 @@ def get_token_latency_info(
             out["hidden"].append(int(r["hidden"]))
             out["depth"].append(int(L))
             out["params"].append(_params(r, int(L)))
-            out["ms"].append(float(r["t_fixed_ms"] + L * r["t_layer_ms"]))
+            out["ms"].append(float(r[fixed_col] + L * r[layer_col]))
             out["rl"].append(float(r["roofline_fixed_ms"] + L * r["roofline_layer_ms"]))
     rows = p.rows
     keep = pd.DataFrame(
@@ -372,6 +439,8 @@ def get_token_latency_info(
     measured = measured.merge(keep, on=["device", "model", "context", "dtype"], how="inner")
     measured = measured[(measured["batch"] == batch) & (measured["query"] == query)]
     measured = measured[measured["depth"].isin(d)]
+    if row_col not in measured:
+        measured = measured.iloc[0:0].assign(**{row_col: []})
     return TokenLatencyInfo(
         batch=batch,
         query=query,
@@ -386,7 +455,8 @@ def get_token_latency_info(
         measured_model=measured["model"].to_numpy(object),
         measured_hidden=measured["hidden"].to_numpy(np.int64),
         measured_depth=measured["depth"].to_numpy(np.int64),
-        measured_ms=measured["median_ms"].to_numpy(np.float64),
+        measured_ms=pd.to_numeric(measured[row_col], errors="coerce").to_numpy(np.float64),
+        statistic=stat,
     )
 
 
@@ -460,7 +530,12 @@ def plot_token_latency(info: TokenLatencyInfo) -> go.Figure:
         fig.update_xaxes(
             title="depth (layers)", dtick=1 if info.depth.max() <= 16 else None, row=1, col=col
         )
-        fig.update_yaxes(title="ms per token" if col == 1 else None, type="log", row=1, col=col)
+        fig.update_yaxes(
+            title=f"ms per token ({STATISTIC_LABELS[info.statistic]})" if col == 1 else None,
+            type="log",
+            row=1,
+            col=col,
+        )
     return style(
         fig,
         title="Per-token latency against depth: T_fixed + L·T_layer (lines), timed depths "
@@ -574,7 +649,7 @@ def plot_depth_effect(token: TokenLatencyInfo) -> go.Figure:
                 )
             )
     fig.update_xaxes(title="parameters", type="log")
-    fig.update_yaxes(title="ms per token", type="log")
+    fig.update_yaxes(title=f"ms per token ({STATISTIC_LABELS[token.statistic]})", type="log")
     return style(
         fig,
         title="Depth effect: per-token latency against parameters, one line per depth",

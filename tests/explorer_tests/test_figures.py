@@ -336,6 +336,45 @@ def test_token_latency_composes_the_fit_and_keeps_timed_points(profiles):
     assert set(narrow.hidden.tolist()) == {128, 256}
 
 
+def test_latency_prefers_cpu_time_where_the_profiler_recorded_it(tmp_path):
+    folder = syn.write_profiles(tmp_path)
+    assert fla.get_layer_latency_info(fla.load_profiles(tmp_path)).statistic == "wall"
+    with pytest.raises(ValueError, match="cpu_t_fixed_ms"):
+        fla.get_layer_latency_info(fla.load_profiles(tmp_path), statistic="cpu")
+    for fit in folder.glob("*.fit.csv"):
+        frame = pd.read_csv(fit)
+        frame["cpu_t_fixed_ms"] = frame["t_fixed_ms"] / 2
+        frame["cpu_t_layer_ms"] = frame["t_layer_ms"] / 2
+        frame.to_csv(fit, index=False)
+    for rows in folder.glob("d8-h*[0-9].csv"):
+        frame = pd.read_csv(rows)
+        frame["cpu_median_ms"] = frame["median_ms"] / 2
+        frame.to_csv(rows, index=False)
+    p = fla.load_profiles(tmp_path)
+    cpu = fla.get_layer_latency_info(p)
+    wall = fla.get_layer_latency_info(p, statistic="wall")
+    assert cpu.statistic == "cpu" and wall.statistic == "wall"
+    np.testing.assert_allclose(cpu.layer_ms, wall.layer_ms / 2)
+    token = fla.get_token_latency_info(p)
+    assert token.statistic == "cpu"
+    for h, d, ms in zip(
+        token.measured_hidden, token.measured_depth, token.measured_ms, strict=True
+    ):
+        k = (token.hidden == h) & (token.depth == d)
+        assert token.token_ms[k][0] == pytest.approx(ms), (h, d)
+
+
+def test_token_latency_keeps_the_largest_family_of_shapes(tmp_path):
+    folder = syn.write_profiles(tmp_path)
+    odd = pd.read_csv(folder / "d8-h128.fit.csv").assign(model="other-vocab", vocab=50000)
+    odd.to_csv(folder / "other-vocab.fit.csv", index=False)
+    p = fla.load_profiles(tmp_path)
+    assert "other-vocab" in set(fla.get_token_latency_info(p, group="all").model)
+    assert "other-vocab" not in set(fla.get_token_latency_info(p, group="largest").model)
+    with pytest.raises(ValueError, match="group"):
+        fla.get_token_latency_info(p, group="some")
+
+
 def test_depth_effect_pairs_shapes_of_about_equal_size(profiles):
     token = fla.get_token_latency_info(profiles)
     info = fla.get_depth_effect_info(token, tolerance=0.15)
