@@ -327,10 +327,13 @@ def _predict(
     context: int,
     training_tokens: float,
     alpha: float | None,
+    overhead_ms: float | None = None,
 ) -> pd.Series:
     from perfmodel.acceptance_model import FixedAcceptance
 
     changes: dict[str, Any] = {"context": context, "training_tokens": training_tokens}
+    if overhead_ms is not None:
+        changes["overhead_ms"] = overhead_ms
     if alpha is not None:
         changes["acceptance"] = FixedAcceptance(acceptance_rate=alpha)
     p = dataclasses.replace(problem, **changes)
@@ -410,6 +413,15 @@ def validate_study(
             training_tokens=plan.token_budget,
             alpha=m["measured_acceptance_rate"],
         )
+        # the engine's per-step overhead (sampling, acceptance, rollback) does not depend on the
+        # draft's shape: the same predictions with the overhead measured on this machine
+        kw = dict(
+            context=context,
+            training_tokens=plan.token_budget,
+            overhead_ms=m["measured_overhead_ms"],
+        )
+        full_oh = _predict(problem, config, alpha=None, **kw)
+        plug_oh = _predict(problem, config, alpha=m["measured_acceptance_rate"], **kw)
         row = {
             "trial": trial.number,
             "draft": config.name,
@@ -428,6 +440,9 @@ def validate_study(
             "predicted_speedup": float(full["speedup"]),
             "predicted_tokens_per_s_measured_alpha": float(plug["tokens_per_s"]),
             "predicted_speedup_measured_alpha": float(plug["speedup"]),
+            "assumed_overhead_ms": float(problem.overhead_ms),
+            "predicted_tokens_per_s_measured_overhead": float(full_oh["tokens_per_s"]),
+            "predicted_tokens_per_s_measured_alpha_overhead": float(plug_oh["tokens_per_s"]),
             **m,
             "train_s": train_s,
             "run_s": run_s,
@@ -450,6 +465,12 @@ def validate_study(
         )
         row["tokens_per_s_rel_error_measured_alpha"] = _rel(
             row["predicted_tokens_per_s_measured_alpha"], m["measured_tokens_per_s"]
+        )
+        row["tokens_per_s_rel_error_measured_overhead"] = _rel(
+            row["predicted_tokens_per_s_measured_overhead"], m["measured_tokens_per_s"]
+        )
+        row["tokens_per_s_rel_error_measured_alpha_overhead"] = _rel(
+            row["predicted_tokens_per_s_measured_alpha_overhead"], m["measured_tokens_per_s"]
         )
         row["speedup_rel_error"] = _rel(row["predicted_speedup"], m["measured_speedup"])
         row["speedup_rel_error_measured_alpha"] = _rel(
@@ -523,15 +544,28 @@ def summarize(table: pd.DataFrame) -> dict[str, Any]:
             "tokens_per_s_rel_error_measured_alpha"
         ),
         "median_abs_rel_error_tokens_per_s_predicted_alpha": med_abs("tokens_per_s_rel_error"),
+        "median_abs_rel_error_tokens_per_s_measured_alpha_overhead": med_abs(
+            "tokens_per_s_rel_error_measured_alpha_overhead"
+        ),
+        "median_abs_rel_error_tokens_per_s_predicted_alpha_measured_overhead": med_abs(
+            "tokens_per_s_rel_error_measured_overhead"
+        ),
         "median_abs_rel_error_speedup_measured_alpha": med_abs("speedup_rel_error_measured_alpha"),
         "median_abs_rel_error_speedup_predicted_alpha": med_abs("speedup_rel_error"),
         "median_abs_error_acceptance_rate": med_abs("acceptance_abs_error"),
         "acceptance_interval_coverage": float(table["acceptance_covered"].mean()),
         "median_abs_rel_error_draft_pass_ms": med_abs("draft_pass_ms_rel_error"),
         "median_abs_rel_error_target_ms": med_abs("target_ms_rel_error"),
-        "goal_measured_alpha_within_5pct": (med_abs("tokens_per_s_rel_error_measured_alpha") or 1.0)
+        # the goals are about the step model as DESIGN.md defines it: overhead measured, not
+        # assumed zero (the as-searched numbers above are reported beside them)
+        "goal_measured_alpha_within_5pct": (
+            med_abs("tokens_per_s_rel_error_measured_alpha_overhead") or 1.0
+        )
         <= 0.05,
-        "goal_predicted_alpha_within_10pct": (med_abs("tokens_per_s_rel_error") or 1.0) <= 0.10,
+        "goal_predicted_alpha_within_10pct": (
+            med_abs("tokens_per_s_rel_error_measured_overhead") or 1.0
+        )
+        <= 0.10,
     }
 
 
