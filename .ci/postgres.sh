@@ -11,7 +11,7 @@ ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main"' | grep -q .; then
   pg_createcluster "$ver" main >/dev/null
 fi
-pg_ctlcluster "$ver" main start 2>/dev/null || true
+pg_ctlcluster "$ver" main start >/dev/null 2>&1 || true
 for _ in $(seq 30); do
   pg_isready -h 127.0.0.1 -q && break
   sleep 1
