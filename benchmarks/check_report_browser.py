@@ -5,8 +5,9 @@ report that is not self-contained shows up as an error):
 
 1. ``--dump-dom`` on a copy of the report with a small probe script injected at the top of
    ``<head>``. The probe records uncaught errors, unhandled promise rejections and
-   ``console.error`` calls, and after load writes a JSON summary into the DOM: how many plotly
-   figures rendered (``.js-plotly-plot`` with an ``svg.main-svg``) and the page height.
+   ``console.error`` calls; after load it counts the plotly figures that rendered
+   (``.js-plotly-plot`` with an ``svg.main-svg``), applies every dropdown button and slider step
+   of every figure (as a click would), counts again, and writes a JSON summary into the DOM.
 2. ``--screenshot`` of the unmodified report at that height, with ``--enable-logging=stderr
    --v=0``; console lines with ``Uncaught`` or ``Error`` are counted as errors too.
 
@@ -49,24 +50,61 @@ BASE_FLAGS = (
 )
 
 PROBE_ID = "__specdec_probe"
-PROBE = (
-    "<script>(function(){var errs=[];window.__specdecErrors=errs;"
-    "window.addEventListener('error',function(e){errs.push('uncaught: '+(e.message||e.type)+"
-    "(e.filename?' at '+e.filename+':'+e.lineno:''));},true);"
-    "window.addEventListener('unhandledrejection',function(e){errs.push('unhandled rejection: '+"
-    "String(e.reason));});"
-    "var ce=console.error;console.error=function(){errs.push('console.error: '+"
-    "Array.prototype.map.call(arguments,String).join(' '));return ce.apply(console,arguments);};"
-    "window.addEventListener('load',function(){setTimeout(function(){"
-    "var plots=document.querySelectorAll('.js-plotly-plot');var ok=0;"
-    "plots.forEach(function(p){if(p.querySelector('svg.main-svg'))ok++;});"
-    "var d=document.createElement('pre');d.id='" + PROBE_ID + "';d.style.display='none';"
-    "d.textContent=JSON.stringify({errors:errs,plotly_divs:plots.length,rendered:ok,"
-    "main_svgs:document.querySelectorAll('svg.main-svg').length,"
-    "height:document.documentElement.scrollHeight,"
-    "plotly_version:(window.Plotly&&window.Plotly.version)||null});"
-    "document.body.appendChild(d);},1500);});})();</script>"
-)
+# Injected at the top of <head> of a copy of the report. Records errors, then after load applies
+# every dropdown button and slider step of every figure as a click would (Plotly[method](gd,
+# ...args)), and writes a JSON summary into the DOM for --dump-dom to carry out.
+PROBE = """<script>
+(function () {
+  var errs = [];
+  window.addEventListener('error', function (e) {
+    errs.push('uncaught: ' + (e.message || e.type) +
+              (e.filename ? ' at ' + e.filename + ':' + e.lineno : ''));
+  }, true);
+  window.addEventListener('unhandledrejection', function (e) {
+    errs.push('unhandled rejection: ' + String(e.reason));
+  });
+  var ce = console.error;
+  console.error = function () {
+    errs.push('console.error: ' + Array.prototype.map.call(arguments, String).join(' '));
+    return ce.apply(console, arguments);
+  };
+  function rendered(plots) {
+    return plots.filter(function (p) { return p.querySelector('svg.main-svg'); }).length;
+  }
+  async function exercise(plots) {
+    var n = 0;
+    for (const gd of plots) {
+      var lay = gd.layout || {}, controls = [];
+      (lay.updatemenus || []).forEach(function (m) { controls = controls.concat(m.buttons || []); });
+      (lay.sliders || []).forEach(function (s) { controls = controls.concat(s.steps || []); });
+      for (const c of controls) {
+        if (!c.method || c.method === 'skip' || !window.Plotly[c.method]) continue;
+        try { await window.Plotly[c.method].apply(null, [gd].concat(c.args || [])); n++; }
+        catch (e) { errs.push('control ' + c.label + ': ' + e); }
+      }
+    }
+    return n;
+  }
+  window.addEventListener('load', function () {
+    setTimeout(async function () {
+      var plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+      var ok = rendered(plots);
+      var n = await exercise(plots);
+      var d = document.createElement('pre');
+      d.id = '__PROBE_ID__';
+      d.style.display = 'none';
+      d.textContent = JSON.stringify({
+        errors: errs, plotly_divs: plots.length, rendered: ok,
+        rendered_after_controls: rendered(plots), controls_exercised: n,
+        main_svgs: document.querySelectorAll('svg.main-svg').length,
+        height: document.documentElement.scrollHeight,
+        plotly_version: (window.Plotly && window.Plotly.version) || null
+      });
+      document.body.appendChild(d);
+    }, 1500);
+  });
+})();
+</script>""".replace("__PROBE_ID__", PROBE_ID)
 
 
 def find_chromium(explicit: str | None) -> str:
@@ -166,6 +204,7 @@ def check_report(
         screenshot.is_file()
         and expected > 0
         and probe.get("rendered") == expected
+        and probe.get("rendered_after_controls") == expected
         and not errors
         and not external
     )
@@ -178,6 +217,7 @@ def check_report(
         "figures_expected": expected,
         "figures_rendered": probe.get("rendered"),
         "main_svgs": probe.get("main_svgs"),
+        "controls_exercised": probe.get("controls_exercised"),
         "plotly_js_version": probe.get("plotly_version"),
         "errors": errors,
         "console_messages": len(console),
