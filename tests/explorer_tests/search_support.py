@@ -25,13 +25,14 @@ TINY_SPACE = SearchSpace(
 )
 
 
-def synthetic_drafts(n: int = 10, seed: int = 0) -> pd.DataFrame:
-    """Drafts of a llama-7b target whose α follows a known law in size and tokens."""
+def synthetic_drafts(n: int = 10, seed: int = 0, *, vocab: int = 32000) -> pd.DataFrame:
+    """Drafts of a target (llama-7b's vocabulary by default) whose α follows a known law in
+    size and tokens."""
     rng = np.random.default_rng(seed)
     depth = rng.integers(1, 9, n)
     hidden = rng.choice([256, 512, 1024, 2048], n)
     tokens = rng.choice([1e9, 4e9], n)
-    params = 12 * depth * hidden**2 + 2 * 32000 * hidden
+    params = 12 * depth * hidden**2 + 2 * vocab * hidden
     alpha = 1 / (1 + np.exp(-(-5 + 0.35 * np.log(params) + 0.1 * np.log(tokens / 1e9))))
     return pd.DataFrame(
         dict(
