@@ -367,6 +367,7 @@ def _validated_trials(study: optuna.Study | None) -> pd.DataFrame | None:
 def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
     """The zoo's measured drafts: shallow-wide vs deep-narrow at matched parameter counts."""
     from explorer.figures import validation as fv
+    from explorer.figures import zoo as fz
 
     title = "Shallow-wide vs deep-narrow drafts (model zoo)"
     intro = (
@@ -415,12 +416,27 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
         "latencies, the verification pass taken to cost one target token, no overhead):",
         fv.validation_error_table(check),
     ]
+    alpha_loss = None
+    if {"val_loss", "alpha_greedy_g4", "alpha_t1_g4"} <= set(table.columns):
+        alpha_loss = fz.get_alpha_loss_info(path)
+        blocks += [
+            "The seed paper found that a draft's acceptance follows its language-modelling "
+            "quality only weakly. Here, each draft's α̂ against its validation loss:",
+            fz.plot_alpha_loss(alpha_loss),
+        ]
+    target = path.parent / "target"
+    if (target / "training_log.csv").is_file():
+        blocks += [
+            f"The target's training curve ({target}), every stage:",
+            fz.plot_training_curve(fz.get_training_curve_info(target)),
+        ]
     facts = {
         "drafts": len(zoo.name),
         "pairs": len(pairs.shallow),
         "median_gain_pct": _finite(float(np.median(pairs.measured_gain_pct)))
         if len(pairs.shallow)
         else None,
+        "spearman_loss_alpha_t1": None if alpha_loss is None else _finite(alpha_loss.spearman_t1),
     }
     return Section("zoo", title, intro, blocks, facts=facts)
 

@@ -490,3 +490,84 @@ def test_validation_and_zoo_figures_draw():
     zoo = fv.get_zoo_info(syn.zoo_frame())
     assert len(fv.plot_zoo_tradeoff(zoo).data) == 2 * 4  # two panels per depth
     assert len(fv.plot_shape_pairs(fv.get_shape_pairs_info(zoo)).data) == 2
+
+
+# --- zoo ---------------------------------------------------------------------------------------
+
+
+def _log(path, steps, tokens, val):
+    pd.DataFrame(
+        {
+            "step": steps,
+            "tokens": tokens,
+            "train_loss": [float("nan")] + [v + 0.5 for v in val[1:]],
+            "val_loss": val,
+            "lr": 1e-3,
+            "elapsed_s": 1.0,
+        }
+    ).to_csv(path, index=False)
+
+
+def test_training_curve_chains_stages_in_order_and_drops_repeated_starts(tmp_path):
+    from explorer.figures import zoo as fz
+
+    _log(tmp_path / "training_log_stage1.csv", [0, 10], [0, 100], [8.0, 6.0])
+    _log(tmp_path / "training_log_stage2.csv", [0, 10, 20], [0, 100, 200], [6.0, 5.0, 4.5])
+    _log(tmp_path / "training_log.csv", [0, 10], [0, 100], [4.5, 4.0])
+    info = fz.get_training_curve_info(tmp_path)
+    assert info.stage.tolist() == [1, 1, 2, 2, 3]
+    assert info.tokens_total.tolist() == [0, 100, 200, 300, 400]
+    assert info.val_loss.tolist() == [8.0, 6.0, 5.0, 4.5, 4.0]
+    assert math.isnan(info.train_loss[0])
+    fig = fz.plot_training_curve(info)
+    assert len(fig.data) == 6 and "4.000" in fig.layout.title.text
+
+
+def test_training_curve_rejects_a_folder_without_logs_and_a_malformed_log(tmp_path):
+    from explorer.figures import zoo as fz
+
+    with pytest.raises(ValueError, match="no training_log.csv"):
+        fz.get_training_curve_info(tmp_path)
+    (tmp_path / "training_log.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        fz.get_training_curve_info(tmp_path)
+
+
+def test_alpha_loss_info_ranks_and_rejects_bad_gamma(tmp_path):
+    from explorer.figures import zoo as fz
+
+    table = pd.DataFrame(
+        {
+            "name": ["a", "b", "c", "d"],
+            "depth": [1, 1, 2, 4],
+            "params": [10, 20, 30, 40],
+            "distilled": [True, True, False, True],
+            "val_loss": [3.0, 3.5, 4.0, 5.0],
+            "alpha_greedy_g4": [0.8, 0.6, 0.7, 0.1],
+            "alpha_t1_g4": [0.7, 0.6, 0.5, 0.4],
+        }
+    )
+    path = tmp_path / "drafts.csv"
+    table.to_csv(path, index=False)
+    info = fz.get_alpha_loss_info(path)
+    assert info.spearman_t1 == pytest.approx(-1.0)
+    assert info.spearman_greedy == pytest.approx(-0.8)
+    assert info.distilled.tolist() == [True, True, False, True]
+    assert len(fz.plot_alpha_loss(info).data) == 6  # 3 depths x (greedy, T = 1)
+    with pytest.raises(ValueError, match="1 <= gamma <= 8"):
+        fz.get_alpha_loss_info(path, gamma=9)
+    table.drop(columns="val_loss").to_csv(path, index=False)
+    with pytest.raises(ValueError, match="val_loss"):
+        fz.get_alpha_loss_info(path)
+
+
+def test_shipped_zoo_curve_ends_at_the_recorded_validation_loss():
+    from explorer.figures import zoo as fz
+    from explorer.report import REPO_ROOT
+
+    target = REPO_ROOT / "data" / "zoo" / "target"
+    meta = json.loads((target / "zoo_meta.json").read_text())
+    info = fz.get_training_curve_info(target)
+    assert info.tokens_total[-1] == meta["tokens_trained_total"]
+    assert info.val_loss[-1] == pytest.approx(meta["val_loss"], abs=2e-3)  # fp32 vs saved fp16
+    assert np.all(np.diff(info.tokens_total) > 0)
