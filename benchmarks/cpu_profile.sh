@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The CPU profile committed under data/profiles/cpu-xeon-2.5ghz-1c/ (see data/README.md, "profiles").
 #
-# One torch thread: this 2-core machine is shared with a training job, and with 2 threads the
-# OpenMP barriers of every matmul stall whenever the other job holds a core (measured 3-8x slower
-# and far noisier than 1 thread at a load average of 5). fp32: this CPU has no bf16 matmul units
+# Run it on an idle machine: on a shared one, process CPU time is inflated too (cache and memory
+# bandwidth are shared), by +6 % median and up to +36 % per row at a load average of 8 compared
+# with an idle run of the same grid. One torch thread: with 2 threads the OpenMP barriers of
+# every matmul stall whenever another job holds a core. fp32: this CPU has no bf16 matmul units
 # (bf16 GEMM runs at a third of fp32 speed).
 #
-# Usage: bash benchmarks/cpu_profile.sh [OUT_DIR]     (about 40 minutes on a loaded 2-core VM)
+# Usage: bash benchmarks/cpu_profile.sh [OUT_DIR]
 # WIDTHS="2048" restricts the draft grid; SKIP_PRESETS=1 skips the presets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ out="${1:-data/profiles/cpu-xeon-2.5ghz-1c}"
 common=(--device cpu --dtype fp32 --threads 1 --repeats 5 --warmup 1 --out "$out")
 
 # Draft grid: llama layout, vocab 32000, head_dim 64, ffn = 2.6875 x hidden (llama-7b's ratio),
-# 12 layers timed at depths 1, 2, 4 and 12 (the whole model), so depth 1-12 is covered.
-for w in ${WIDTHS-128 256 512 1024 2048}; do
+# 12 layers timed at depths 1, 2, 4 and 12 (the whole model), so depth 1-12 is covered. Widths
+# step by about 1.5x, so a width left out of the latency model's fit has neighbours on both sides.
+for w in ${WIDTHS-128 192 256 384 512 768 1024 1536 2048}; do
   ffn=$(( (w * 43 / 16 + 7) / 8 * 8 ))
   specdec profile --model llama-7b --layers 12 --hidden "$w" --ffn "$ffn" --heads $(( w / 64 )) \
     --kv-heads $(( w / 64 )) --name "draft-w${w}-l12" --depths 1,2,4,12 --whole \

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 ZOO=data/zoo
 TARGET_TOKENS=${TARGET_TOKENS:-344064}    # stage 1: 168 steps of 8 x 256 tokens
 TARGET2_TOKENS=${TARGET2_TOKENS:-491520}  # stage 2: 240 steps of 8 x 256 tokens
-DRAFT_TOKENS=${DRAFT_TOKENS:-131072}      # 64 steps of 8 x 256 tokens, the same for every draft
+TARGET3_TOKENS=${TARGET3_TOKENS:-2064384} # stage 3: 1008 steps of 8 x 256 tokens
+DRAFT_TOKENS=${DRAFT_TOKENS:-393216}      # 192 steps of 8 x 256 tokens, the same for every draft
 COMMON=(--seq-len 256 --batch-size 8 --eval-windows 32 --seed 0)
 mkdir -p runs/zoo-logs
 
@@ -26,16 +27,22 @@ stage_tokenizer() {
 }
 
 stage_target() {
-  # Two stages with one schedule each: 168 steps from a random start (seed 0), then 240 more
-  # steps continued from those weights with fresh batches (seed 1), a new warmup and cosine.
+  # Three stages with one schedule each: 168 steps from a random start (seed 0), 240 more steps
+  # continued from those weights with fresh batches (seed 1), then 1008 more (seed 2), each with
+  # its own warmup and cosine decay. In all 2.9 M tokens, about one pass over the training split.
   specdec train --out runs/zoo-build/target-stage1 --layers 6 --hidden 384 --ffn 1024 --heads 6 \
     --tokens "$TARGET_TOKENS" --lr 2e-3 --warmup-fraction 0.05 --eval-every 24 "${COMMON[@]}" \
     2> runs/zoo-logs/target-stage1.err | tee runs/zoo-logs/target-stage1.out
-  specdec train --out "$ZOO/target" --init-from runs/zoo-build/target-stage1 \
+  specdec train --out runs/zoo-build/target-stage2 --init-from runs/zoo-build/target-stage1 \
     --layers 6 --hidden 384 --ffn 1024 --heads 6 --tokens "$TARGET2_TOKENS" --lr 1.5e-3 \
     --warmup-fraction 0.05 --eval-every 24 --seq-len 256 --batch-size 8 --eval-windows 32 \
-    --seed 1 2> runs/zoo-logs/target.err | tee runs/zoo-logs/target.out
+    --seed 1 2> runs/zoo-logs/target-stage2.err | tee runs/zoo-logs/target-stage2.out
+  specdec train --out "$ZOO/target" --init-from runs/zoo-build/target-stage2 \
+    --layers 6 --hidden 384 --ffn 1024 --heads 6 --tokens "$TARGET3_TOKENS" --lr 1e-3 \
+    --warmup-fraction 0.03 --eval-every 48 --seq-len 256 --batch-size 8 --eval-windows 32 \
+    --seed 2 2> runs/zoo-logs/target.err | tee runs/zoo-logs/target.out
   cp runs/zoo-build/target-stage1/training_log.csv "$ZOO/target/training_log_stage1.csv"
+  cp runs/zoo-build/target-stage2/training_log.csv "$ZOO/target/training_log_stage2.csv"
 }
 
 # name layers hidden: deep-narrow vs shallow-wide at two parameter budgets, tied embedding
