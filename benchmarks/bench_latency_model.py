@@ -2,7 +2,9 @@
 
 1. Leave-one-architecture-out: for every profiled shape, fit ``perfmodel.LatencyModel`` to all
    other shapes and predict every row (all depths, batches, contexts, queries) of the left-out
-   one with the parametric model. Goal on CPU: median |error| <= 5 %, worst <= 15 %.
+   one as a shape never profiled: the parametric model corrected by its profiled neighbours
+   (``NeighbourCorrection``), and, for comparison, the pure parametric model. Goal on CPU:
+   median |error| <= 5 %, worst <= 15 %.
 2. Depth vs width: per-token decoding latency T(b=1, n, q=1) of llama-layout drafts with about
    the same number of layer parameters (12·h²·L, ffn = 2.6875·h) but different depth and width,
    from the model fitted to everything (measured shapes use their measured tables). On GPUs the
@@ -40,7 +42,7 @@ def _arch(row, layers: int) -> ArchSpec:
     )  # fmt: skip
 
 
-def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict:
+def held_out(rows, *, statistic: str, flops_per_byte: float, corrected: bool = True) -> dict:
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     per_arch, all_err = {}, []
     for key in keys:
@@ -52,7 +54,7 @@ def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict:
         stat = m.statistic
         err = []
         for r in mine.itertuples():
-            pred = m.latency_fn(_arch(r, r.depth))(r.batch, r.context, r.query)
+            pred = m.latency_fn(_arch(r, r.depth), profiled=corrected)(r.batch, r.context, r.query)
             err.append(pred / getattr(r, stat) - 1)
         err = np.array(err)
         name = ",".join(sorted(set(mine["model"])))
@@ -111,12 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_profile_rows(args.profiles)
     rows = rows[rows["dtype"] == full.dtype]
     ho = held_out(rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte)
+    pure = held_out(
+        rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte,
+        corrected=False,
+    )  # fmt: skip
 
     print(f"profiles: {args.profiles} ({len(rows)} rows, {len(full.tables)} shapes, {full.dtype})")
     print(
         f"fitted statistic: {full.statistic}; ridge point {full.parametric.flops_per_byte:.1f} FLOP/byte"
     )
-    print("\nleave-one-architecture-out error of the parametric model (|predicted/measured - 1|):")
+    print(
+        "\nleave-one-architecture-out error, each shape predicted as never profiled "
+        "(parametric + neighbour correction; |predicted/measured - 1|):"
+    )
     print(f"{'architecture':44} {'rows':>5} {'median':>8} {'worst':>8} {'bias':>8}")
     for name, v in ho["per_arch"].items():
         print(
@@ -126,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"all rows: median {ho['median_abs_error']:.1%}, p90 {ho['p90_abs_error']:.1%}, worst "
         f"{ho['worst_abs_error']:.1%} (goal: median <= 5%, worst <= 15%)"
+    )
+    print(
+        f"pure parametric model (no neighbour correction): median {pure['median_abs_error']:.1%}, "
+        f"p90 {pure['p90_abs_error']:.1%}, worst {pure['worst_abs_error']:.1%}"
     )
 
     dvw = depth_vs_width(full, context=args.context, vocab=32000)
@@ -150,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 "statistic": full.statistic,
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
+                "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},
                 "depth_vs_width": dvw,
             }
         )

@@ -45,6 +45,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "ArchLatency",
     "LatencyModel",
+    "NeighbourCorrection",
     "ParametricLatency",
     "ProfiledLatency",
     "load_profile_rows",
@@ -424,7 +425,10 @@ class ProfiledLatency:
         Grid axes (sorted, distinct).
     fixed_ms, layer_ms : ndarray
         Shape (len(batch), len(context), len(query)); non-negative, non-decreasing along every
-        axis (made so at construction by a running maximum).
+        axis (made so at construction by a running maximum, unless ``monotone`` is false).
+    monotone : bool
+        Apply the running maximum (default). :class:`NeighbourCorrection` keeps multiplicative
+        factors in this class with ``monotone=False``.
     """
 
     batch: tuple[int, ...]
@@ -432,6 +436,7 @@ class ProfiledLatency:
     query: tuple[int, ...]
     fixed_ms: NDArray
     layer_ms: NDArray
+    monotone: bool = True
     _interp: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -443,8 +448,9 @@ class ProfiledLatency:
                 raise ValueError(
                     f"`{name}` must be finite values >= 0 of shape {shape}, but got {grid.shape}."
                 )
-            for axis in range(3):
-                grid = np.maximum.accumulate(grid, axis=axis)
+            if self.monotone:
+                for axis in range(3):
+                    grid = np.maximum.accumulate(grid, axis=axis)
             object.__setattr__(self, name, grid)
             interp[name] = self._make(grid)
         object.__setattr__(self, "_interp", interp)
@@ -520,6 +526,139 @@ def _arch_table(
     return ProfiledLatency(*axes, fixed_ms=fixed, layer_ms=layer)
 
 
+# --- neighbour correction for shapes that were never profiled ---------------------------------
+
+# Residual ratios measured / parametric are clipped to [1/4, 4] before averaging (an NNLS depth
+# split can put a point's fixed part at 0).
+_RATIO_CLIP = (0.25, 4.0)
+
+
+def _shape_coords(arch: ArchSpec) -> tuple[float, float]:
+    """(log LM-head parameters, log per-layer matmul parameters): the distances of the
+    correction (GEMM efficiency on CPUs and GPUs changes with the matrix size)."""
+    layer = _layer_matmul_params(
+        float(arch.hidden), float(arch.ffn), float(arch.heads), float(arch.kv_heads),
+        arch.family == "opt",
+    )  # fmt: skip
+    return float(np.log(arch.vocab * arch.hidden)), float(np.log(layer))
+
+
+@dataclass(frozen=True)
+class NeighbourCorrection:
+    """Measured/parametric ratios of the profiled shapes, borrowed by a shape never profiled.
+
+    The parametric model's error is not noise: a CPU's (or GPU's) GEMM kernels change with the
+    matrix size, so shapes of similar size share most of it. For a new shape, each grid point's
+    T_fixed and T_layer are the parametric values times exp(Σ_j w_j·r_j / (Σ_j w_j + shrink)),
+    with r_j the log ratio measured/parametric of profiled shape j at that point and
+    w_j = exp(-d_j² / (2·scale²)), d_j the distance in log LM-head parameters (fixed part) or log
+    layer parameters (layer part). Far from every profiled shape the factor tends to 1 (pure
+    parametric); next to one it tends to that shape's ratio.
+
+    Parameters
+    ----------
+    batch, context, query : tuple of int
+        The union of the profiled grids' axes.
+    coords : ndarray
+        (shapes, 2): :func:`_shape_coords` of each profiled shape.
+    log_ratio_fixed, log_ratio_layer : ndarray
+        (shapes, len(batch), len(context), len(query)); each shape's table is interpolated (and
+        extended as :class:`ArchLatency` extends it) to the union grid.
+    scale, shrink : float
+        Kernel width (in natural-log units of parameters) and shrinkage toward 1.
+    """
+
+    batch: tuple[int, ...]
+    context: tuple[int, ...]
+    query: tuple[int, ...]
+    coords: NDArray
+    log_ratio_fixed: NDArray
+    log_ratio_layer: NDArray
+    scale: float = 0.7
+    shrink: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"`scale > 0` must hold, but got scale={self.scale!r}.")
+        if not (np.isfinite(self.shrink) and self.shrink >= 0):
+            raise ValueError(f"`shrink >= 0` must hold, but got shrink={self.shrink!r}.")
+
+    @classmethod
+    def build(
+        cls,
+        tables: dict,
+        parametric: ParametricLatency,
+        *,
+        scale: float = 0.7,
+        shrink: float = 0.3,
+    ) -> NeighbourCorrection | None:
+        """From per-architecture tables (None when there are none)."""
+        if not tables:
+            return None
+        axes = [
+            tuple(sorted({v for t in tables.values() for v in getattr(t, name)}))
+            for name in ("batch", "context", "query")
+        ]
+        bb, nn, qq = np.meshgrid(*[np.asarray(a, float) for a in axes], indexing="ij")
+        coords, rf, rl = [], [], []
+        for key, table in tables.items():
+            arch = _arch_from_key(key)
+            fn = ArchLatency(arch=arch, parametric=parametric, profiled=table)
+            parts = fn.breakdown(bb, nn, qq)
+            pf, pl = parametric.parts(arch, bb, nn, qq)
+            rf.append(np.log(np.clip(_ratio(np.asarray(parts["fixed_ms"]), pf), *_RATIO_CLIP)))
+            rl.append(np.log(np.clip(_ratio(np.asarray(parts["layer_ms"]), pl), *_RATIO_CLIP)))
+            coords.append(_shape_coords(arch))
+        return cls(
+            *axes, coords=np.array(coords), log_ratio_fixed=np.array(rf),
+            log_ratio_layer=np.array(rl), scale=scale, shrink=shrink,
+        )  # fmt: skip
+
+    def factors(self, arch: ArchSpec) -> tuple[NDArray, NDArray]:
+        """Multiplicative corrections of T_fixed and T_layer on the union grid."""
+        out = []
+        for col, ratios in ((0, self.log_ratio_fixed), (1, self.log_ratio_layer)):
+            d = self.coords[:, col] - _shape_coords(arch)[col]
+            w = np.exp(-0.5 * (d / self.scale) ** 2)
+            out.append(np.exp(np.tensordot(w, ratios, axes=1) / (w.sum() + self.shrink)))
+        return out[0], out[1]
+
+    def table(self, arch: ArchSpec, parametric: ParametricLatency) -> ProfiledLatency:
+        """A measured-like table of ``arch``: corrected parametric values on a refined grid.
+
+        The factors are interpolated (in log b, log(1 + n), log q) from the union grid to a
+        refined one (every integer batch and query between the grid's ends, context midpoints),
+        multiplied onto the parametric T_fixed and T_layer there, and the result is made
+        monotone like a measured table; :class:`ArchLatency` then treats it as one (beyond its
+        box, the edge value times the parametric ratio).
+        """
+        ff, fl = self.factors(arch)
+        factors = ProfiledLatency(
+            self.batch, self.context, self.query, fixed_ms=ff, layer_ms=fl, monotone=False
+        )
+        axes = (_refine(self.batch), _refine_context(self.context), _refine(self.query))
+        bb, nn, qq = np.meshgrid(*[np.asarray(a, float) for a in axes], indexing="ij")
+        pf, pl = parametric.parts(arch, bb, nn, qq)
+        gf, gl = factors.parts(bb, nn, qq)
+        return ProfiledLatency(*axes, fixed_ms=pf * gf, layer_ms=pl * gl)
+
+
+def _refine(axis: tuple[int, ...]) -> tuple[int, ...]:
+    """The axis and the integers between its ends (at most 48 of them, log-spaced)."""
+    lo, hi = axis[0], axis[-1]
+    fill = np.unique(np.geomspace(lo, hi, num=min(48, hi - lo + 1)).round().astype(int))
+    return tuple(sorted(set(axis) | {int(v) for v in fill}))
+
+
+def _refine_context(axis: tuple[int, ...]) -> tuple[int, ...]:
+    """The axis and the midpoints (in log(1 + n)) between its values."""
+    mids = {
+        round(float(np.expm1((np.log1p(a) + np.log1p(b)) / 2)))
+        for a, b in zip(axis, axis[1:], strict=False)
+    }
+    return tuple(sorted(set(axis) | mids))
+
+
 # --- the model ----------------------------------------------------------------------------------
 
 
@@ -534,7 +673,8 @@ class ArchLatency:
     parametric : ParametricLatency
         The cross-architecture model.
     profiled : ProfiledLatency or None
-        Measured tables of this shape, when it was profiled.
+        Measured tables of this shape, when it was profiled, or for a shape never profiled the
+        parametric model corrected by its profiled neighbours (:meth:`NeighbourCorrection.table`).
     """
 
     arch: ArchSpec
@@ -612,6 +752,7 @@ class LatencyModel:
     dtype: str
     statistic: str = "median_ms"
     device: str = ""
+    neighbours: NeighbourCorrection | None = None
 
     @classmethod
     def fit(
@@ -623,6 +764,8 @@ class LatencyModel:
         flops_per_byte: float = _DEFAULT_FLOPS_PER_BYTE,
         exclude: Sequence[ArchSpec | tuple] = (),
         device: str = "",
+        neighbour_scale: float = 0.7,
+        neighbour_shrink: float = 0.3,
     ) -> LatencyModel:
         """Fit to profile rows (:func:`load_profile_rows`).
 
@@ -642,6 +785,9 @@ class LatencyModel:
             Architectures to leave out (held-out validation).
         device : str
             Label for reports.
+        neighbour_scale, neighbour_shrink : float
+            Kernel width and shrinkage of the :class:`NeighbourCorrection` that shapes never
+            profiled borrow from the profiled ones (``neighbour_shrink=inf`` turns it off).
         """
         if statistic not in (*_STATISTICS, "auto"):
             raise ValueError(
@@ -675,9 +821,15 @@ class LatencyModel:
             k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
             arch = _arch_from_key(k)
             tables[k] = _arch_table(g, statistic, parametric, arch)
+        neighbours = None
+        if np.isfinite(neighbour_shrink):
+            neighbours = NeighbourCorrection.build(
+                tables, parametric, scale=neighbour_scale, shrink=neighbour_shrink
+            )
         return cls(
-            parametric=parametric, tables=tables, dtype=dtype, statistic=statistic, device=device
-        )
+            parametric=parametric, tables=tables, dtype=dtype, statistic=statistic,
+            device=device, neighbours=neighbours,
+        )  # fmt: skip
 
     @classmethod
     def from_profiles(
@@ -723,12 +875,15 @@ class LatencyModel:
         arch : ArchSpec
             Any shape; ``bytes_per_param`` is ignored (the profiles' dtype is used).
         profiled : bool
-            Use the measured tables where this shape was profiled (default); ``False`` forces the
-            parametric model.
+            Use what was measured (default): this shape's own tables where it was profiled, else
+            the parametric model corrected by its profiled neighbours
+            (:class:`NeighbourCorrection`); ``False`` forces the pure parametric model.
         """
         if not isinstance(arch, ArchSpec):
             raise ValueError(f"`arch` must be an ArchSpec, but got {type(arch).__name__}.")
         table = self.tables.get(_key(arch)) if profiled else None
+        if profiled and table is None and self.neighbours is not None:
+            table = self.neighbours.table(arch, self.parametric)
         return ArchLatency(arch=arch, parametric=self.parametric, profiled=table)
 
     def predict(

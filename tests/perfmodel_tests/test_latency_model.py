@@ -194,3 +194,54 @@ def test_committed_cpu_profile_fits_its_rows():
         err.extend(pred / g[m.statistic].to_numpy() - 1)
     err = np.abs(np.array(err))
     assert np.median(err) < 0.05, f"median in-sample error {np.median(err):.1%}"
+
+
+def test_neighbour_correction_borrows_the_error_of_similar_shapes():
+    # A "kernel switch": layers of width >= 384 run 1.4x slower than the roofline terms say, which
+    # no non-negative combination of the terms reproduces across all widths.
+    widths = (128, 192, 256, 384, 512, 768, 1024)
+    rows = _rows(widths)
+    slow = rows["hidden"] >= 384
+    layer_part = rows["median_ms"] - rows.apply(
+        lambda r: float(_true_ms(_arch(int(r.hidden)), 0, r.batch, r.context, r["query"])), axis=1
+    )
+    rows.loc[slow, "median_ms"] += 0.4 * layer_part[slow]
+    held_out = _arch(512)
+    m = LatencyModel.fit(rows, flops_per_byte=10.0, exclude=[held_out])
+    pure = LatencyModel.fit(rows, flops_per_byte=10.0, exclude=[held_out], neighbour_shrink=np.inf)
+    assert pure.neighbours is None and m.neighbours is not None
+    mine = rows[rows["hidden"] == 512]
+    a = held_out.replace(layers=4)
+    g = mine[mine["depth"] == 4]
+    args = (g["batch"].to_numpy(), g["context"].to_numpy(), g["query"].to_numpy())
+    corrected = np.abs(m.latency_fn(a)(*args) / g["median_ms"].to_numpy() - 1)
+    parametric = np.abs(m.latency_fn(a, profiled=False)(*args) / g["median_ms"].to_numpy() - 1)
+    np.testing.assert_allclose(m.latency_fn(a, profiled=False)(*args), pure.latency_fn(a)(*args))
+    assert np.median(corrected) < 0.7 * np.median(parametric), (corrected, parametric)
+    assert np.median(corrected) < 0.03
+
+
+def test_neighbour_corrected_shapes_stay_monotone_on_the_committed_profile():
+    if not any(CPU_PROFILE.glob("draft-*.csv")):
+        pytest.skip("no committed CPU profile")
+    m = LatencyModel.from_profiles(CPU_PROFILE)
+    # the measured box (batch 1-4, context 128-512, query 1-17) and beyond it along each axis
+    b = np.array([1, 2, 3, 4, 8])
+    n = np.array([0, 64, 128, 300, 512, 2048])
+    q = np.array([1, 2, 4, 9, 17, 33])
+    for w in (160, 640, 1280):  # between profiled widths
+        arch = ArchSpec(
+            layers=3, hidden=w, ffn=(w * 43 // 16 + 7) // 8 * 8, heads=w // 32, kv_heads=w // 32,
+            vocab=8000, tied_embeddings=True, family="llama",
+        )  # fmt: skip
+        assert not m.is_profiled(arch)
+        t = m.latency_fn(arch)(b[:, None, None], n[None, :, None], q[None, None, :])
+        assert (t > 0).all()
+        assert (np.diff(t, axis=0) >= -1e-9).all(), (w, "batch")
+        assert (np.diff(t, axis=1) >= -1e-9).all(), (w, "context")
+        assert (np.diff(t, axis=2) >= -1e-9).all(), (w, "query")
+
+
+def test_neighbour_correction_rejects_bad_settings():
+    with pytest.raises(ValueError, match="scale > 0"):
+        LatencyModel.fit(_rows(), flops_per_byte=10.0, neighbour_scale=0.0)
