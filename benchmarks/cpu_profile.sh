@@ -8,7 +8,7 @@
 # (bf16 GEMM runs at a third of fp32 speed).
 #
 # Usage: bash benchmarks/cpu_profile.sh [OUT_DIR]
-# WIDTHS="2048" restricts the draft grid; SKIP_PRESETS=1 skips the presets.
+# WIDTHS="2048" / ZOO_WIDTHS="128" restrict the draft grids; SKIP_PRESETS=1 skips the presets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-data/profiles/cpu-xeon-2.5ghz-1c}"
@@ -22,6 +22,16 @@ for w in ${WIDTHS-128 192 256 384 512 768 1024 1536 2048}; do
   specdec profile --model llama-7b --layers 12 --hidden "$w" --ffn "$ffn" --heads $(( w / 64 )) \
     --kv-heads $(( w / 64 )) --name "draft-w${w}-l12" --depths 1,2,4,12 --whole \
     --batch 1,4 --context 128,512 --query 1,4,17 "${common[@]}"
+done
+
+# The zoo's draft family: the zoo target's config (vocabulary 4096, tied embedding) with the
+# shapes `specdec train` builds (ffn = 8/3 x hidden rounded up to 64, head_dim 64). These are the
+# shapes the explorer proposes for the zoo target; width 384 is left out (the target's width).
+for w in ${ZOO_WIDTHS-128 256 512 1024}; do
+  ffn=$(( (8 * w + 191) / 192 * 64 ))
+  specdec profile --model data/zoo/target --layers 12 --hidden "$w" --ffn "$ffn" \
+    --heads $(( w / 64 )) --kv-heads $(( w / 64 )) --name "zoo-w${w}-l12" --depths 1,2,4,12 \
+    --whole --batch 1,4 --context 128,512 --query 1,4,17 "${common[@]}"
 done
 
 # Seed-paper presets, batch 1 (the large ones take seconds per pass here): one and two layers,
