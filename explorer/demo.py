@@ -45,7 +45,7 @@ FALLBACK_ALPHA = 0.6
 class DemoBudget:
     """How much each stage does. ``QUICK`` fits in about two minutes, ``FULL`` in ten.
 
-    ``FULL`` distils the chosen draft on the zoo drafts' own budget (131072 tokens), so the
+    ``FULL`` distils the chosen draft on the zoo drafts' own budget (393216 tokens), so the
     acceptance model, fitted to the zoo, predicts α inside the range it was fitted on.
     """
 
@@ -71,7 +71,7 @@ QUICK = DemoBudget(
     draft_widths=(128, 256), depth_max=4, gamma_max=6,
 )  # fmt: skip
 FULL = DemoBudget(
-    name="full", trials=200, train_tokens=131072, seq_len=256, batch_size=8, eval_windows=16,
+    name="full", trials=200, train_tokens=393216, seq_len=256, batch_size=8, eval_windows=16,
     prompts=8, new_tokens=64, context=128, profile_repeats=3, profile_queries=(1, 2, 4, 8),
     draft_widths=(128, 256, 384), depth_max=8, gamma_max=8,
 )  # fmt: skip

@@ -66,7 +66,7 @@ stage_drafts() {
 }
 
 stage_measure() {
-  python scripts/measure_zoo.py 2> runs/zoo-logs/measure.err | tee runs/zoo-logs/measure.out
+  python scripts/measure_zoo.py --n-prompts 164 --engine-prompts 8 2> runs/zoo-logs/measure.err | tee runs/zoo-logs/measure.out
 }
 
 if [ $# -eq 0 ]; then
