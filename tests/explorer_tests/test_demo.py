@@ -114,3 +114,15 @@ def test_specdec_demo_quick_on_the_shipped_zoo(tmp_path):
     assert all(v == "ok" for v in result["report_sections"].values()), result["report_sections"]
     assert Path(result["report"]).is_file()
     assert result["total_seconds"] < 300
+
+
+def test_full_demo_distils_on_the_shipped_drafts_budget():
+    # The acceptance model is fitted to data/zoo/drafts.csv; the demo's draft must be trained on
+    # the same token budget, or α is predicted outside the range the model was fitted on.
+    import pandas as pd
+
+    from explorer.demo import FULL
+    from explorer.report import REPO_ROOT
+
+    drafts = pd.read_csv(REPO_ROOT / "data" / "zoo" / "drafts.csv")
+    assert set(drafts["training_tokens"]) == {FULL.train_tokens}
