@@ -346,6 +346,14 @@ def validation_section(
     return Section("validation", title, intro, blocks, facts=facts)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (reports are shared)."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _finite(value: float) -> float | None:
     return None if value != value else float(value)  # NaN -> None for JSON
 
@@ -392,7 +400,7 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
     pairs = fv.get_shape_pairs_info(zoo)
     check = fv.get_validation_info(fv.zoo_validation_frame(zoo))
     blocks: list[Any] = [
-        f"{len(zoo.name)} drafts from {path}; greedy decoding, each draft at the γ that its "
+        f"{len(zoo.name)} drafts from {_shown(path)}; greedy decoding, each draft at the γ that its "
         "measurements favour.",
         fv.plot_zoo_tradeoff(zoo),
     ]
@@ -427,7 +435,7 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
     target = path.parent / "target"
     if (target / "training_log.csv").is_file():
         blocks += [
-            f"The target's training curve ({target}), every stage:",
+            f"The target's training curve ({_shown(target)}), every stage:",
             fz.plot_training_curve(fz.get_training_curve_info(target)),
         ]
     facts = {
