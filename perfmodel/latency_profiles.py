@@ -1,0 +1,140 @@
+"""Profile rows for the latency model: read, check and type ``data/profiles/<device>/*.csv``.
+
+Columns are documented in ``data/README.md`` ("profiles"); :func:`load_profile_rows` returns
+them as one DataFrame, or raises ``ValueError`` saying which file and column is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ARCH_KEY", "BYTES_PER_PARAM", "REQUIRED_COLUMNS", "STATISTICS", "load_profile_rows"]
+
+REQUIRED_COLUMNS = (
+    "model", "family", "depth", "hidden", "ffn", "heads", "kv_heads", "vocab", "tied",
+    "batch", "context", "query", "dtype", "median_ms", "min_ms",
+)  # fmt: skip
+ARCH_KEY = ("family", "hidden", "ffn", "heads", "kv_heads", "vocab", "tied")
+BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
+STATISTICS = ("median_ms", "min_ms", "cpu_median_ms")
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_profile_rows(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> pd.DataFrame:
+    """Read and check profile rows from a folder of ``<model>.csv`` files or from CSV paths.
+
+    Parameters
+    ----------
+    paths : path or iterable of paths
+        A profile folder (every ``*.csv`` but ``*.fit.csv``) or CSV files.
+
+    Returns
+    -------
+    DataFrame
+        The rows, concatenated, with :data:`REQUIRED_COLUMNS` typed.
+
+    Raises
+    ------
+    ValueError
+        A missing folder, no CSV in it, a CSV that lacks a required column or has a
+        non-numeric, non-finite or non-positive value where a positive number is needed.
+    """
+    files = _csv_files(paths)
+    frames = []
+    for f in files:
+        try:
+            frame = pd.read_csv(f)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{f} is not a readable profile CSV: {exc}") from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{f} is not a profile CSV: it lacks columns {missing}.")
+        if frame.empty:
+            continue
+        frames.append(_typed(frame, f))
+    if not frames:
+        raise ValueError(f"no profile rows in {', '.join(str(f) for f in files)}.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _csv_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(paths, str | os.PathLike):
+        p = Path(paths)
+        if p.is_dir():
+            files = sorted(f for f in p.glob("*.csv") if not f.name.endswith(".fit.csv"))
+            if not files:
+                raise ValueError(f"no profile CSVs (<model>.csv) in {p}.")
+            return files
+        if not p.is_file():
+            raise ValueError(f"no profile folder or CSV at {p}.")
+        return [p]
+    files = [Path(f) for f in paths]
+    if not files:
+        raise ValueError("no profile CSVs given.")
+    for f in files:
+        if not f.is_file():
+            raise ValueError(f"no profile CSV at {f}.")
+    return files
+
+
+def _typed(frame: pd.DataFrame, where: Path | str) -> pd.DataFrame:
+    out = frame.copy()
+    for col in ("depth", "hidden", "ffn", "heads", "kv_heads", "vocab", "batch", "query"):
+        _check_numeric(out, col, where, low=1)
+    _check_numeric(out, "context", where, low=0)
+    for col in ("median_ms", "min_ms"):
+        _check_numeric(out, col, where, low=0, strict=True)
+    if "cpu_median_ms" in out.columns:
+        out["cpu_median_ms"] = pd.to_numeric(out["cpu_median_ms"], errors="coerce")
+    for col in (
+        "depth",
+        "hidden",
+        "ffn",
+        "heads",
+        "kv_heads",
+        "vocab",
+        "batch",
+        "context",
+        "query",
+    ):
+        out[col] = out[col].astype(np.int64)
+    out["tied"] = out["tied"].map(_as_bool)
+    if out["tied"].isna().any():
+        raise ValueError(f"{where}: column 'tied' must hold true/false values.")
+    bad_family = sorted(set(out["family"]) - {"llama", "opt"})
+    if bad_family:
+        raise ValueError(f"{where}: `family in ('llama', 'opt')` must hold, but got {bad_family}.")
+    bad_dtype = sorted(set(out["dtype"]) - set(BYTES_PER_PARAM))
+    if bad_dtype:
+        raise ValueError(
+            f"{where}: `dtype in {tuple(BYTES_PER_PARAM)}` must hold, but got {bad_dtype}."
+        )
+    return out
+
+
+def _check_numeric(
+    frame: pd.DataFrame, col: str, where: Path | str, *, low: float, strict: bool = False
+) -> None:
+    values = pd.to_numeric(frame[col], errors="coerce")
+    ok = np.isfinite(values) & ((values > low) if strict else (values >= low))
+    if not ok.all():
+        bad = frame.loc[~ok, col].iloc[0]
+        rule = f"{col} > {low}" if strict else f"{col} >= {low}"
+        raise ValueError(f"{where}: `{rule}` must hold in every row, but got {col}={bad!r}.")
+    frame[col] = values
+
+
+def _as_bool(v: object) -> bool | None:
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    text = str(v).strip().lower()
+    return {"true": True, "1": True, "false": False, "0": False}.get(text)

@@ -1,0 +1,343 @@
+"""Per-architecture latency tables: measured (:class:`ProfiledLatency`), composed at any depth
+(:class:`ArchLatency`), and borrowed by shapes never profiled (:class:`NeighbourCorrection`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.interpolate import RegularGridInterpolator
+from scipy.optimize import nnls
+
+from perfmodel.arch import ArchSpec
+from perfmodel.latency_terms import ParametricLatency, _check_bnq, _layer_matmul_params, _out
+
+__all__ = ["ArchLatency", "NeighbourCorrection", "ProfiledLatency"]
+
+# --- per-architecture tables --------------------------------------------------------------------
+
+
+def _axis(values: NDArray, kind: str) -> NDArray:
+    return np.log1p(values) if kind == "context" else np.log(values)
+
+
+@dataclass(frozen=True)
+class ProfiledLatency:
+    """Measured T_fixed and T_layer of one architecture on a (b, n, q) grid, interpolated.
+
+    Parameters
+    ----------
+    batch, context, query : tuple of int
+        Grid axes (sorted, distinct).
+    fixed_ms, layer_ms : ndarray
+        Shape (len(batch), len(context), len(query)); non-negative, non-decreasing along every
+        axis (made so at construction by a running maximum, unless ``monotone`` is false).
+    monotone : bool
+        Apply the running maximum (default). :class:`NeighbourCorrection` keeps multiplicative
+        factors in this class with ``monotone=False``.
+    """
+
+    batch: tuple[int, ...]
+    context: tuple[int, ...]
+    query: tuple[int, ...]
+    fixed_ms: NDArray
+    layer_ms: NDArray
+    monotone: bool = True
+    _interp: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        shape = (len(self.batch), len(self.context), len(self.query))
+        interp = {}
+        for name in ("fixed_ms", "layer_ms"):
+            grid = np.asarray(getattr(self, name), dtype=np.float64)
+            if grid.shape != shape or not (np.isfinite(grid) & (grid >= 0)).all():
+                raise ValueError(
+                    f"`{name}` must be finite values >= 0 of shape {shape}, but got {grid.shape}."
+                )
+            if self.monotone:
+                for axis in range(3):
+                    grid = np.maximum.accumulate(grid, axis=axis)
+            object.__setattr__(self, name, grid)
+            interp[name] = self._make(grid)
+        object.__setattr__(self, "_interp", interp)
+
+    def _axes(self) -> list[tuple[int, NDArray, str]]:
+        return [
+            (i, np.asarray(v, float), k)
+            for i, (v, k) in enumerate(
+                ((self.batch, "batch"), (self.context, "context"), (self.query, "query"))
+            )
+        ]
+
+    def _make(self, grid: NDArray):
+        live = [(i, v, k) for i, v, k in self._axes() if len(v) > 1]
+        squeezed = grid.reshape([len(v) for _, v, _ in live] or [1]) if live else grid.reshape(1)
+        if not live:
+            value = float(squeezed[0])
+            return lambda pts: np.full(pts.shape[:-1], value)
+        return RegularGridInterpolator(
+            tuple(_axis(v, k) for _, v, k in live), squeezed, method="linear"
+        )
+
+    def clamp(self, b: NDArray, n: NDArray, q: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+        """(b, n, q) clipped to the measured grid's box."""
+        return (
+            np.clip(b, self.batch[0], self.batch[-1]),
+            np.clip(n, self.context[0], self.context[-1]),
+            np.clip(q, self.query[0], self.query[-1]),
+        )
+
+    def parts(
+        self, batch: ArrayLike, context: ArrayLike, query: ArrayLike
+    ) -> tuple[NDArray, NDArray]:
+        """(T_fixed, T_layer) in ms at points inside the grid's box (clamped otherwise)."""
+        b, n, q = self.clamp(*_check_bnq(batch, context, query))
+        coords = {
+            "batch": _axis(b, "batch"),
+            "context": _axis(n, "context"),
+            "query": _axis(q, "query"),
+        }
+        live = [k for _, v, k in self._axes() if len(v) > 1]
+        pts = np.stack([coords[k] for k in live] or [np.zeros_like(b)], axis=-1)
+        flat = pts.reshape(-1, pts.shape[-1])  # (points, live axes)
+        return tuple(self._interp[k](flat).reshape(b.shape) for k in ("fixed_ms", "layer_ms"))
+
+
+def _depth_split(depth: NDArray, t: NDArray) -> tuple[float, float]:
+    """Non-negative least squares of t = F + L·T_layer; (F, T_layer) in ms."""
+    A = np.stack([np.ones_like(depth), depth], axis=1)
+    if len(np.unique(depth)) < 2:
+        return 0.0, float(np.mean(t / depth))
+    (fixed, layer), _ = nnls(A, t)
+    return float(fixed), float(layer)
+
+
+def _arch_table(
+    rows: pd.DataFrame, statistic: str, parametric: ParametricLatency, arch: ArchSpec
+) -> ProfiledLatency:
+    axes = [tuple(sorted(int(v) for v in rows[c].unique())) for c in ("batch", "context", "query")]
+    shape = tuple(len(a) for a in axes)
+    fixed = np.full(shape, np.nan)
+    layer = np.full(shape, np.nan)
+    for (b, n, q), g in rows.groupby(["batch", "context", "query"]):
+        i, j, k = axes[0].index(b), axes[1].index(n), axes[2].index(q)
+        fixed[i, j, k], layer[i, j, k] = _depth_split(
+            g["depth"].to_numpy(float), g[statistic].to_numpy(float)
+        )
+    missing = ~np.isfinite(fixed)
+    if missing.any():  # an irregular grid: fill the holes from the parametric model
+        bb, nn, qq = np.meshgrid(*[np.asarray(a, float) for a in axes], indexing="ij")
+        pf, pl = parametric.parts(arch, bb, nn, qq)
+        fixed[missing], layer[missing] = pf[missing], pl[missing]
+    return ProfiledLatency(*axes, fixed_ms=fixed, layer_ms=layer)
+
+
+# --- neighbour correction for shapes that were never profiled ---------------------------------
+
+# Residual ratios measured / parametric are clipped to [1/4, 4] before averaging (an NNLS depth
+# split can put a point's fixed part at 0).
+_RATIO_CLIP = (0.25, 4.0)
+
+
+def _shape_coords(arch: ArchSpec) -> tuple[float, float]:
+    """(log LM-head parameters, log per-layer matmul parameters): the distances of the
+    correction (GEMM efficiency on CPUs and GPUs changes with the matrix size)."""
+    layer = _layer_matmul_params(
+        float(arch.hidden), float(arch.ffn), float(arch.heads), float(arch.kv_heads),
+        arch.family == "opt",
+    )  # fmt: skip
+    return float(np.log(arch.vocab * arch.hidden)), float(np.log(layer))
+
+
+@dataclass(frozen=True)
+class NeighbourCorrection:
+    """Measured/parametric ratios of the profiled shapes, borrowed by a shape never profiled.
+
+    The parametric model's error is not noise: a CPU's (or GPU's) GEMM kernels change with the
+    matrix size, so shapes of similar size share most of it. For a new shape, each grid point's
+    T_fixed and T_layer are the parametric values times exp(Σ_j w_j·r_j / (Σ_j w_j + shrink)),
+    with r_j the log ratio measured/parametric of profiled shape j at that point and
+    w_j = exp(-d_j² / (2·scale²)), d_j the distance in log LM-head parameters (fixed part) or log
+    layer parameters (layer part). Far from every profiled shape the factor tends to 1 (pure
+    parametric); next to one it tends to that shape's ratio.
+
+    Parameters
+    ----------
+    batch, context, query : tuple of int
+        The union of the profiled grids' axes.
+    coords : ndarray
+        (shapes, 2): :func:`_shape_coords` of each profiled shape.
+    log_ratio_fixed, log_ratio_layer : ndarray
+        (shapes, len(batch), len(context), len(query)); each shape's table is interpolated (and
+        extended as :class:`ArchLatency` extends it) to the union grid.
+    scale, shrink : float
+        Kernel width (in natural-log units of parameters) and shrinkage toward 1.
+    """
+
+    batch: tuple[int, ...]
+    context: tuple[int, ...]
+    query: tuple[int, ...]
+    coords: NDArray
+    log_ratio_fixed: NDArray
+    log_ratio_layer: NDArray
+    scale: float = 0.7
+    shrink: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"`scale > 0` must hold, but got scale={self.scale!r}.")
+        if not (np.isfinite(self.shrink) and self.shrink >= 0):
+            raise ValueError(f"`shrink >= 0` must hold, but got shrink={self.shrink!r}.")
+
+    @classmethod
+    def build(
+        cls,
+        tables: dict,
+        parametric: ParametricLatency,
+        *,
+        scale: float = 0.7,
+        shrink: float = 0.3,
+    ) -> NeighbourCorrection | None:
+        """From per-architecture tables (None when there are none)."""
+        if not tables:
+            return None
+        axes = [
+            tuple(sorted({v for t in tables.values() for v in getattr(t, name)}))
+            for name in ("batch", "context", "query")
+        ]
+        bb, nn, qq = np.meshgrid(*[np.asarray(a, float) for a in axes], indexing="ij")
+        coords, rf, rl = [], [], []
+        for key, table in tables.items():
+            arch = _arch_from_key(key)
+            fn = ArchLatency(arch=arch, parametric=parametric, profiled=table)
+            parts = fn.breakdown(bb, nn, qq)
+            pf, pl = parametric.parts(arch, bb, nn, qq)
+            rf.append(np.log(np.clip(_ratio(np.asarray(parts["fixed_ms"]), pf), *_RATIO_CLIP)))
+            rl.append(np.log(np.clip(_ratio(np.asarray(parts["layer_ms"]), pl), *_RATIO_CLIP)))
+            coords.append(_shape_coords(arch))
+        return cls(
+            *axes, coords=np.array(coords), log_ratio_fixed=np.array(rf),
+            log_ratio_layer=np.array(rl), scale=scale, shrink=shrink,
+        )  # fmt: skip
+
+    def factors(self, arch: ArchSpec) -> tuple[NDArray, NDArray]:
+        """Multiplicative corrections of T_fixed and T_layer on the union grid."""
+        out = []
+        for col, ratios in ((0, self.log_ratio_fixed), (1, self.log_ratio_layer)):
+            d = self.coords[:, col] - _shape_coords(arch)[col]
+            w = np.exp(-0.5 * (d / self.scale) ** 2)
+            out.append(np.exp(np.tensordot(w, ratios, axes=1) / (w.sum() + self.shrink)))
+        return out[0], out[1]
+
+    def table(self, arch: ArchSpec, parametric: ParametricLatency) -> ProfiledLatency:
+        """A measured-like table of ``arch``: corrected parametric values on a refined grid.
+
+        The factors are interpolated (in log b, log(1 + n), log q) from the union grid to a
+        refined one (every integer batch and query between the grid's ends, context midpoints),
+        multiplied onto the parametric T_fixed and T_layer there, and the result is made
+        monotone like a measured table; :class:`ArchLatency` then treats it as one (beyond its
+        box, the edge value times the parametric ratio).
+        """
+        ff, fl = self.factors(arch)
+        factors = ProfiledLatency(
+            self.batch, self.context, self.query, fixed_ms=ff, layer_ms=fl, monotone=False
+        )
+        axes = (_refine(self.batch), _refine_context(self.context), _refine(self.query))
+        bb, nn, qq = np.meshgrid(*[np.asarray(a, float) for a in axes], indexing="ij")
+        pf, pl = parametric.parts(arch, bb, nn, qq)
+        gf, gl = factors.parts(bb, nn, qq)
+        return ProfiledLatency(*axes, fixed_ms=pf * gf, layer_ms=pl * gl)
+
+
+def _refine(axis: tuple[int, ...]) -> tuple[int, ...]:
+    """The axis and the integers between its ends (at most 48 of them, log-spaced)."""
+    lo, hi = axis[0], axis[-1]
+    fill = np.unique(np.geomspace(lo, hi, num=min(48, hi - lo + 1)).round().astype(int))
+    return tuple(sorted(set(axis) | {int(v) for v in fill}))
+
+
+def _refine_context(axis: tuple[int, ...]) -> tuple[int, ...]:
+    """The axis and the midpoints (in log(1 + n)) between its values."""
+    mids = {
+        round(float(np.expm1((np.log1p(a) + np.log1p(b)) / 2)))
+        for a, b in zip(axis, axis[1:], strict=False)
+    }
+    return tuple(sorted(set(axis) | mids))
+
+
+# --- one architecture at its depth --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchLatency:
+    """One architecture's latency function ``fn(batch, context, query) -> ms`` (a LatencyFn).
+
+    Parameters
+    ----------
+    arch : ArchSpec
+        The model; ``arch.layers`` is the depth L.
+    parametric : ParametricLatency
+        The cross-architecture model.
+    profiled : ProfiledLatency or None
+        Measured tables of this shape, when it was profiled, or for a shape never profiled the
+        parametric model corrected by its profiled neighbours (:meth:`NeighbourCorrection.table`).
+    """
+
+    arch: ArchSpec
+    parametric: ParametricLatency
+    profiled: ProfiledLatency | None = None
+
+    def breakdown(
+        self, batch: ArrayLike, context: ArrayLike, query: ArrayLike
+    ) -> dict[str, float | NDArray]:
+        """``{"fixed_ms", "layer_ms", "layers_ms", "total_ms"}``: T_fixed, T_layer, L·T_layer, T.
+
+        Notes
+        -----
+        Profiled: inside the measured box, the interpolated tables; outside, the edge value times
+        the parametric ratio P(b, n, q) / P(clamped b, n, q), which keeps T monotone.
+        """
+        b, n, q = _check_bnq(batch, context, query)
+        pf, pl = self.parametric.parts(self.arch, b, n, q)
+        if self.profiled is None:
+            fixed, layer = pf, pl
+        else:
+            cb, cn, cq = self.profiled.clamp(b, n, q)
+            mf, ml = self.profiled.parts(cb, cn, cq)
+            ef, el = self.parametric.parts(self.arch, cb, cn, cq)
+            fixed = mf * _ratio(pf, ef)
+            layer = ml * _ratio(pl, el)
+        layers = self.arch.layers * layer
+        return {
+            "fixed_ms": _out(fixed),
+            "layer_ms": _out(layer),
+            "layers_ms": _out(layers),
+            "total_ms": _out(fixed + layers),
+        }
+
+    def __call__(self, batch: ArrayLike, context: ArrayLike, query: ArrayLike) -> float | NDArray:
+        """T(b, n, q) in ms, broadcast over the inputs."""
+        return self.breakdown(batch, context, query)["total_ms"]
+
+
+def _ratio(num: NDArray, den: NDArray) -> NDArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(den > 0, num / den, 1.0)
+    return r
+
+
+def _key(x: ArchSpec | tuple) -> tuple:
+    if isinstance(x, ArchSpec):
+        return (x.family, x.hidden, x.ffn, x.heads, x.kv_heads, x.vocab, bool(x.tied_embeddings))
+    return (str(x[0]), *map(int, x[1:6]), bool(x[6]))
+
+
+def _arch_from_key(k: tuple) -> ArchSpec:
+    family, hidden, ffn, heads, kv, vocab, tied = k
+    return ArchSpec(
+        layers=1, hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv, vocab=vocab,
+        tied_embeddings=tied, family=family,
+    )  # fmt: skip

@@ -1,0 +1,262 @@
+"""The parametric latency model: roofline-shaped terms of a shape and (b, n, q), fitted by NNLS.
+
+T = fixed_terms · fixed_coef + L · layer_terms · layer_coef with non-negative coefficients
+(ms per byte, per FLOP, per call, ...), fitted on relative error to every profiled row, so it
+predicts shapes that were never profiled (:class:`ParametricLatency`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import least_squares, nnls
+
+from perfmodel.arch import ArchSpec
+from perfmodel.latency_profiles import BYTES_PER_PARAM
+
+__all__ = [
+    "DEFAULT_FLOPS_PER_BYTE",
+    "FIXED_TERMS",
+    "LAYER_TERMS",
+    "M_KNOTS",
+    "ParametricLatency",
+    "fixed_terms",
+    "layer_terms",
+]
+
+# Bytes/FLOP balance for the roofline-max feature when the profile folder has no hardware.json.
+DEFAULT_FLOPS_PER_BYTE = 6.0
+
+# Token-count segments of the piecewise-linear matmul cost: m = b·q in [1, 4], [4, 16], [16, inf).
+# A CPU's (and a GPU's) GEMM efficiency changes with the number of rows m, so one FLOP rate does
+# not fit m = 1 (matrix-vector) and m = 68 alike; a non-decreasing piecewise-linear cost in m
+# does, and stays monotone in b and q.
+M_KNOTS = (1.0, 4.0, 16.0)
+
+LAYER_TERMS = (
+    "overhead", "weight_bytes", "matmul_flops_m1_4",
+    "matmul_flops_m4_16", "matmul_flops_m16_up", "roofline_max", "kv_bytes", "attention_flops",
+    "token_traffic", "width",
+)  # fmt: skip
+FIXED_TERMS = (
+    "overhead", "head_bytes", "head_flops_m1_4", "head_flops_m4_16", "head_flops_m16_up",
+    "roofline_max", "logits", "token_traffic",
+)  # fmt: skip
+
+
+def _ramps(m: NDArray) -> list[NDArray]:
+    """Extra tokens beyond the first in each segment of :data:`M_KNOTS` (sum = m - 1)."""
+    lo, mid, hi = M_KNOTS
+    return [np.clip(m - lo, 0, mid - lo), np.clip(m - mid, 0, hi - mid), np.maximum(m - hi, 0)]
+
+
+# --- features -----------------------------------------------------------------------------------
+
+
+def _layer_matmul_params(h, ffn, heads, kv, opt):
+    head_dim = h / heads
+    return 2 * h * h + 2 * h * kv * head_dim + np.where(opt, 2.0, 3.0) * h * ffn
+
+
+def layer_terms(
+    *, hidden, ffn, heads, kv_heads, opt, batch, context, query, bytes_per_param, flops_per_byte
+) -> NDArray:
+    """Per-layer regressors, shape (..., len(LAYER_TERMS)); units bytes, FLOPs or counts.
+
+    Notes
+    -----
+    With m = b·q tokens and N the layer's matmul parameters: overhead = 1 (a fixed cost per
+    layer: kernel launches, Python; shared by both families: a family-only overhead fitted to
+    one OPT-66B point predicted opt-125m 2.5x too slow); weight_bytes = N·B (read once,
+    the whole cost at m = 1); matmul_flops_<segment> = 2·N·(tokens beyond the first that fall in
+    the segment of :data:`M_KNOTS`); roofline_max = max(weight_bytes + kv_bytes,
+    (2·N·m + attention_flops) / flops_per_byte) (bytes-equivalent);
+    kv_bytes = b·(n + q)·2·kv_heads·head_dim·B; attention_flops = 4·b·q·(n + q)·h;
+    token_traffic = b·q·(h + ffn) (activations, norms, element-wise work); width = h + ffn (a
+    per-layer cost that grows with the width but not with the tokens: small-GEMV inefficiency,
+    norm and bias vectors; it halved the held-out error of the smallest and largest CPU drafts).
+    """
+    h, f = np.asarray(hidden, float), np.asarray(ffn, float)
+    a, kv = np.asarray(heads, float), np.asarray(kv_heads, float)
+    b, n, q = (np.asarray(x, float) for x in (batch, context, query))
+    opt = np.asarray(opt, bool)
+    B = np.asarray(bytes_per_param, float)
+    params = _layer_matmul_params(h, f, a, kv, opt)
+    weight_bytes = params * B
+    kv_bytes = b * (n + q) * 2 * kv * (h / a) * B
+    attention = 4 * b * q * (n + q) * h
+    roof = np.maximum(weight_bytes + kv_bytes, (2 * b * q * params + attention) / flops_per_byte)
+    ramps = [2 * params * r for r in _ramps(b * q)]
+    terms = np.broadcast_arrays(
+        np.ones_like(h), weight_bytes, *ramps, roof,
+        kv_bytes, attention, b * q * (h + f), h + f,
+    )  # fmt: skip
+    return np.stack(terms, axis=-1)
+
+
+def fixed_terms(*, hidden, vocab, batch, query, bytes_per_param, flops_per_byte) -> NDArray:
+    """Regressors of the part outside the layers, shape (..., len(FIXED_TERMS)).
+
+    Notes
+    -----
+    head_bytes = vocab·h·B (the LM head is read whole, tied or not); head_flops_<segment> =
+    2·vocab·h·(tokens beyond the first in the segment); roofline_max = max(head_bytes,
+    2·b·q·vocab·h / flops_per_byte); logits = b·q·vocab (written in fp32); token_traffic = b·q·h
+    (embedding gather, final norm).
+    """
+    h, v = np.asarray(hidden, float), np.asarray(vocab, float)
+    b, q = np.asarray(batch, float), np.asarray(query, float)
+    B = np.asarray(bytes_per_param, float)
+    head_bytes = v * h * B
+    roof = np.maximum(head_bytes, 2 * b * q * v * h / flops_per_byte)
+    ramps = [2 * v * h * r for r in _ramps(b * q)]
+    terms = np.broadcast_arrays(np.ones_like(h), head_bytes, *ramps, roof, b * q * v, b * q * h)
+    return np.stack(terms, axis=-1)
+
+
+def _arch_arrays(arch: ArchSpec) -> dict[str, object]:
+    return {
+        "hidden": arch.hidden,
+        "ffn": arch.ffn,
+        "heads": arch.heads,
+        "kv_heads": arch.kv_heads,
+        "opt": arch.family == "opt",
+    }
+
+
+def _check_bnq(batch: ArrayLike, context: ArrayLike, query: ArrayLike) -> tuple[NDArray, ...]:
+    out = []
+    for name, value, low in (("batch", batch, 1), ("context", context, 0), ("query", query, 1)):
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` must be numbers, but got {name}={value!r}.") from None
+        if not (np.isfinite(arr) & (arr >= low)).all():
+            raise ValueError(f"`{name} >= {low}` must hold, but got {name}={value!r}.")
+        out.append(arr)
+    return tuple(np.broadcast_arrays(*out))
+
+
+def _out(arr: NDArray) -> float | NDArray:
+    return arr.item() if arr.ndim == 0 else arr
+
+
+# --- the parametric model -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParametricLatency:
+    """T = fixed_terms · fixed_coef + L · layer_terms · layer_coef, coefficients >= 0 (ms/unit).
+
+    Parameters
+    ----------
+    layer_coef : ndarray
+        ms per unit of each of :data:`LAYER_TERMS`.
+    fixed_coef : ndarray
+        ms per unit of each of :data:`FIXED_TERMS`.
+    bytes_per_param : float
+        Bytes per parameter of the dtype the profiles were measured in.
+    flops_per_byte : float
+        Peak FLOP/s over bandwidth of the device (the roofline ridge point).
+    """
+
+    layer_coef: NDArray
+    fixed_coef: NDArray
+    bytes_per_param: float
+    flops_per_byte: float
+
+    def __post_init__(self) -> None:
+        for name, n in (("layer_coef", len(LAYER_TERMS)), ("fixed_coef", len(FIXED_TERMS))):
+            c = np.asarray(getattr(self, name), dtype=np.float64)
+            if c.shape != (n,) or not (np.isfinite(c) & (c >= 0)).all():
+                raise ValueError(f"`{name}` must be {n} finite values >= 0, but got {name}={c}.")
+            object.__setattr__(self, name, c)
+
+    def parts(
+        self, arch: ArchSpec, batch: ArrayLike, context: ArrayLike, query: ArrayLike
+    ) -> tuple[NDArray, NDArray]:
+        """(T_fixed, T_layer) in ms, broadcast over (batch, context, query)."""
+        b, n, q = _check_bnq(batch, context, query)
+        kw = {"bytes_per_param": self.bytes_per_param, "flops_per_byte": self.flops_per_byte}
+        lt = layer_terms(**_arch_arrays(arch), batch=b, context=n, query=q, **kw)
+        ft = fixed_terms(hidden=arch.hidden, vocab=arch.vocab, batch=b, query=q, **kw)
+        return ft @ self.fixed_coef, lt @ self.layer_coef
+
+    @classmethod
+    def fit(
+        cls,
+        rows: pd.DataFrame,
+        *,
+        statistic: str = "median_ms",
+        flops_per_byte: float = DEFAULT_FLOPS_PER_BYTE,
+        loss: str = "linear",
+        f_scale: float = 0.05,
+    ) -> ParametricLatency:
+        """Non-negative least squares on relative error over every row (all depths).
+
+        Notes
+        -----
+        Minimises Σ_i ρ((x_i · c − t_i) / t_i) subject to c >= 0, where x_i holds the fixed terms
+        and depth_i times the layer terms and ρ is ``loss`` of ``scipy.optimize.least_squares``
+        with scale ``f_scale`` (e.g. ``"soft_l1"``: quadratic for small relative errors, linear
+        for points a burst of load on a shared machine pushed far off). Starts from the
+        non-negative least-squares solution; the default ``loss="linear"`` stops there (soft-L1
+        did not lower the held-out error on the committed CPU profile); columns are scaled
+        to unit maximum before the solve.
+        """
+        if rows.empty:
+            raise ValueError("cannot fit a latency model to zero rows.")
+        dtypes = rows["dtype"].unique()
+        if len(dtypes) != 1:
+            raise ValueError(f"`rows` must hold one dtype, but got {sorted(dtypes)}.")
+        B = BYTES_PER_PARAM[dtypes[0]]
+        kw = {"bytes_per_param": B, "flops_per_byte": flops_per_byte}
+        lt = layer_terms(
+            hidden=rows["hidden"].to_numpy(),
+            ffn=rows["ffn"].to_numpy(),
+            heads=rows["heads"].to_numpy(),
+            kv_heads=rows["kv_heads"].to_numpy(),
+            opt=(rows["family"] == "opt").to_numpy(),
+            batch=rows["batch"].to_numpy(),
+            context=rows["context"].to_numpy(),
+            query=rows["query"].to_numpy(),
+            **kw,
+        )
+        ft = fixed_terms(
+            hidden=rows["hidden"].to_numpy(),
+            vocab=rows["vocab"].to_numpy(),
+            batch=rows["batch"].to_numpy(),
+            query=rows["query"].to_numpy(),
+            **kw,
+        )
+        depth = rows["depth"].to_numpy(dtype=float)[:, None]
+        X = np.concatenate([ft, depth * lt], axis=1)  # (rows, terms)
+        t = rows[statistic].to_numpy(dtype=float)
+        A = X / t[:, None]
+        scale = np.abs(A).max(axis=0)
+        scale[scale == 0] = 1.0
+        As = A / scale
+        start, _ = nnls(As, np.ones_like(t), maxiter=50 * A.shape[1])
+        if loss != "linear":
+            # robust refinement: a point hit by a burst of contention should not pull the fit
+            fit = least_squares(
+                lambda c: As @ c - 1.0,
+                start,
+                jac=lambda c: As,
+                bounds=(0.0, np.inf),
+                loss=loss,
+                f_scale=f_scale,
+                method="trf",
+            )
+            start = fit.x
+        coef = start / scale
+        nf = len(FIXED_TERMS)
+        return cls(
+            layer_coef=coef[nf:],
+            fixed_coef=coef[:nf],
+            bytes_per_param=B,
+            flops_per_byte=flops_per_byte,
+        )
