@@ -42,32 +42,41 @@ def _arch(row, layers: int) -> ArchSpec:
     )  # fmt: skip
 
 
-def held_out(rows, *, statistic: str, flops_per_byte: float, corrected: bool = True) -> dict:
+def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict[str, dict]:
+    """``{"corrected": ..., "pure": ...}``: the error summary of each left-out shape predicted
+    with the neighbour correction and with the pure parametric model, from one fit per shape."""
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
-    per_arch, all_err = {}, []
+    errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
     for key in keys:
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
         m = LatencyModel.fit(rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k])
         mine = rows[
             np.logical_and.reduce([rows[c] == v for c, v in zip(ARCH_KEY, key, strict=True)])
         ]
-        stat = m.statistic
-        err = []
-        for r in mine.itertuples():
-            pred = m.latency_fn(_arch(r, r.depth), profiled=corrected)(r.batch, r.context, r.query)
-            err.append(pred / getattr(r, stat) - 1)
-        err = np.array(err)
         name = ",".join(sorted(set(mine["model"])))
+        for kind, corrected in (("corrected", True), ("pure", False)):
+            errors[kind][name] = [
+                m.latency_fn(_arch(r, r.depth), profiled=corrected)(r.batch, r.context, r.query)
+                / getattr(r, m.statistic)
+                - 1
+                for r in mine.itertuples()
+            ]
+    return {kind: _summary(per, statistic) for kind, per in errors.items()}
+
+
+def _summary(per_arch_errors: dict[str, list[float]], statistic: str) -> dict:
+    per_arch = {}
+    for name, err in per_arch_errors.items():
+        err = np.array(err)
         per_arch[name] = {
             "rows": int(len(err)),
             "median_abs_error": float(np.median(np.abs(err))),
             "worst_abs_error": float(np.max(np.abs(err))),
             "mean_error": float(np.mean(err)),
         }
-        all_err.extend(err)
-    e = np.abs(np.array(all_err))
+    e = np.abs(np.concatenate([np.array(v) for v in per_arch_errors.values()]))
     return {
-        "statistic": stat,
+        "statistic": statistic,
         "median_abs_error": float(np.median(e)),
         "p90_abs_error": float(np.quantile(e, 0.9)),
         "worst_abs_error": float(e.max()),
@@ -112,11 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     full = LatencyModel.from_profiles(args.profiles, statistic=args.statistic)
     rows = load_profile_rows(args.profiles)
     rows = rows[rows["dtype"] == full.dtype]
-    ho = held_out(rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte)
-    pure = held_out(
-        rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte,
-        corrected=False,
-    )  # fmt: skip
+    both = held_out(rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte)
+    ho, pure = both["corrected"], both["pure"]
 
     print(f"profiles: {args.profiles} ({len(rows)} rows, {len(full.tables)} shapes, {full.dtype})")
     print(

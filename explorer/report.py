@@ -346,14 +346,6 @@ def validation_section(
     return Section("validation", title, intro, blocks, facts=facts)
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository when it is inside it (reports are shared)."""
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def _finite(value: float) -> float | None:
     return None if value != value else float(value)  # NaN -> None for JSON
 
@@ -376,6 +368,7 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
     """The zoo's measured drafts: shallow-wide vs deep-narrow at matched parameter counts."""
     from explorer.figures import validation as fv
     from explorer.figures import zoo as fz
+    from explorer.train import portable_path
 
     title = "Shallow-wide vs deep-narrow drafts (model zoo)"
     intro = (
@@ -400,7 +393,7 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
     pairs = fv.get_shape_pairs_info(zoo)
     check = fv.get_validation_info(fv.zoo_validation_frame(zoo))
     blocks: list[Any] = [
-        f"{len(zoo.name)} drafts from {_shown(path)}; greedy decoding, each draft at the γ that its "
+        f"{len(zoo.name)} drafts from {portable_path(path)}; greedy decoding, each draft at the γ that its "
         "measurements favour.",
         fv.plot_zoo_tradeoff(zoo),
     ]
@@ -425,8 +418,8 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
         fv.validation_error_table(check),
     ]
     alpha_loss = None
-    if {"val_loss", "alpha_greedy_g4", "alpha_t1_g4"} <= set(table.columns):
-        alpha_loss = fz.get_alpha_loss_info(path)
+    if set(fz.alpha_loss_columns()) <= set(table.columns):
+        alpha_loss = fz.get_alpha_loss_info(table)
         blocks += [
             "The seed paper found that a draft's acceptance follows its language-modelling "
             "quality only weakly. Here, each draft's α̂ against its validation loss:",
@@ -435,7 +428,7 @@ def zoo_section(drafts_csv: str | os.PathLike[str] | None) -> Section:
     target = path.parent / "target"
     if (target / "training_log.csv").is_file():
         blocks += [
-            f"The target's training curve ({_shown(target)}), every stage:",
+            f"The target's training curve ({portable_path(target)}), every stage:",
             fz.plot_training_curve(fz.get_training_curve_info(target)),
         ]
     facts = {

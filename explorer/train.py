@@ -176,10 +176,10 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         for key in ("out_dir", "checkpoint_every_s", "device", "cache_dir", "cache_teacher"):
             d.pop(key)
-        return {k: (_portable_path(v) if isinstance(v, Path) else v) for k, v in d.items()}
+        return {k: (portable_path(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
-def _portable_path(path: str | os.PathLike[str]) -> str:
+def portable_path(path: str | os.PathLike[str]) -> str:
     """A path as recorded in ``zoo_meta.json``: relative to the repository when inside it, so a
     finished folder is recognised from another checkout."""
     p = Path(path)
@@ -791,7 +791,7 @@ def _same_run(stored: dict | None, identity: dict) -> bool:
     paths = {"corpus", "tokenizer_dir", "teacher", "init_from"}
     filled = {k: stored.get(k, defaults.get(k)) for k in identity}
     filled = {
-        k: _portable_path(v) if k in paths and isinstance(v, str) else v for k, v in filled.items()
+        k: portable_path(v) if k in paths and isinstance(v, str) else v for k, v in filled.items()
     }
     return filled == identity and set(stored) <= set(identity)
 

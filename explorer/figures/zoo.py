@@ -17,6 +17,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from explorer.figures._plotly import PALETTE, new_subplots, style
+from explorer.figures.validation import load_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "AlphaLossInfo",
     "TrainingCurveInfo",
+    "alpha_loss_columns",
     "get_alpha_loss_info",
     "get_training_curve_info",
     "plot_alpha_loss",
@@ -129,8 +131,16 @@ def plot_training_curve(info: TrainingCurveInfo, *, title: str | None = None) ->
     return style(fig, title=title or f"Zoo target: training curve (final validation {last:.3f})")
 
 
-def get_alpha_loss_info(drafts_csv: str | os.PathLike[str], *, gamma: int = 4) -> AlphaLossInfo:
-    """Validation loss and α̂ of every draft in a zoo ``drafts.csv``, with Spearman's ρ.
+def alpha_loss_columns(gamma: int = 4) -> tuple[str, ...]:
+    """The columns of a zoo drafts table that :func:`get_alpha_loss_info` reads."""
+    return (*DRAFT_COLUMNS, f"alpha_greedy_g{gamma}", f"alpha_t1_g{gamma}")
+
+
+def get_alpha_loss_info(
+    drafts: pd.DataFrame | str | os.PathLike[str], *, gamma: int = 4
+) -> AlphaLossInfo:
+    """Validation loss and α̂ of every draft in a zoo ``drafts.csv`` (a path or the table read
+    with :func:`explorer.figures.validation.load_table`), with Spearman's ρ.
 
     Raises
     ------
@@ -141,11 +151,11 @@ def get_alpha_loss_info(drafts_csv: str | os.PathLike[str], *, gamma: int = 4) -
 
     if not 1 <= gamma <= 8:
         raise ValueError(f"`1 <= gamma <= 8` must hold (drafts.csv has γ 1..8), but got {gamma=}.")
-    table = pd.read_csv(drafts_csv)
-    need = [*DRAFT_COLUMNS, f"alpha_greedy_g{gamma}", f"alpha_t1_g{gamma}"]
-    missing = [c for c in need if c not in table.columns]
+    table = drafts if isinstance(drafts, pd.DataFrame) else load_table(drafts)
+    missing = [c for c in alpha_loss_columns(gamma) if c not in table.columns]
     if missing:
-        raise ValueError(f"{drafts_csv} is not a zoo drafts table: it lacks columns {missing}.")
+        where = "the table" if isinstance(drafts, pd.DataFrame) else str(drafts)
+        raise ValueError(f"{where} is not a zoo drafts table: it lacks columns {missing}.")
     loss = table["val_loss"].to_numpy(float)
     greedy = table[f"alpha_greedy_g{gamma}"].to_numpy(float)
     t1 = table[f"alpha_t1_g{gamma}"].to_numpy(float)
