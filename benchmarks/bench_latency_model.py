@@ -5,6 +5,8 @@
    one as a shape never profiled: the parametric model corrected by its profiled neighbours
    (``NeighbourCorrection``), and, for comparison, the pure parametric model. Goal on CPU:
    median |error| <= 5 %, worst <= 15 %.
+   Beside it, the noise floor: how far one profiling run's median is from the pooled median of
+   several runs of the same point (profiles made with ``--accumulate``).
 2. Depth vs width: per-token decoding latency T(b=1, n, q=1) of llama-layout drafts with about
    the same number of layer parameters (12·h²·L, ffn = 2.6875·h) but different depth and width,
    from the model fitted to everything (measured shapes use their measured tables). On GPUs the
@@ -85,6 +87,36 @@ def _summary(per_arch_errors: dict[str, list[float]], statistic: str) -> dict:
     }
 
 
+def repeatability(rows, statistic: str) -> dict | None:
+    """How far one profiling run's median is from the median over all pooled runs of a point.
+
+    Rows pooled from several runs (``runs`` >= 2, ``specdec profile --accumulate``) hold their
+    samples run after run; each run's median over its share of them is compared with the row's
+    pooled median. This is the noise floor of a one-run measurement, against which the held-out
+    error above can be read. ``None`` when no row was pooled.
+    """
+    column = "cpu_samples_ms" if statistic == "cpu_median_ms" else "samples_ms"
+    if "runs" not in rows.columns:
+        return None
+    dev = []
+    for r in rows.itertuples():
+        runs = int(r.runs) if np.isfinite(r.runs) else 1
+        samples = np.array([float(x) for x in str(getattr(r, column)).split(";") if x.strip()])
+        if runs < 2 or len(samples) % runs:
+            continue
+        pooled = np.median(samples)
+        dev += [np.median(chunk) / pooled - 1 for chunk in np.split(samples, runs)]
+    if not dev:
+        return None
+    d = np.abs(dev)
+    return {
+        "runs_compared": len(d),
+        "median_abs_deviation": float(np.median(d)),
+        "p90_abs_deviation": float(np.quantile(d, 0.9)),
+        "worst_abs_deviation": float(d.max()),
+    }
+
+
 def depth_vs_width(model: LatencyModel, *, context: int, vocab: int) -> list[dict]:
     out = []
     for h, L in EQUAL_PARAMS:
@@ -147,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         f"p90 {pure['p90_abs_error']:.1%}, worst {pure['worst_abs_error']:.1%}"
     )
 
+    rep = repeatability(rows, full.statistic)
+    if rep is not None:
+        print(
+            f"noise floor: one run's median vs the pooled median of its point "
+            f"({rep['runs_compared']} runs): median {rep['median_abs_deviation']:.1%}, "
+            f"p90 {rep['p90_abs_deviation']:.1%}, worst {rep['worst_abs_deviation']:.1%}"
+        )
+
     dvw = depth_vs_width(full, context=args.context, vocab=32000)
     print(
         f"\ndepth vs width at ~50 M layer parameters (llama layout, vocab 32000), b=1, "
@@ -170,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},
+                "repeatability": rep,
                 "depth_vs_width": dvw,
             }
         )

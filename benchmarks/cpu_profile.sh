@@ -7,12 +7,24 @@
 # every matmul stall whenever another job holds a core. fp32: this CPU has no bf16 matmul units
 # (bf16 GEMM runs at a third of fp32 speed).
 #
+# Even idle, a virtual machine's latency drifts between runs made minutes apart (the same grid
+# of a ~1 ms layer measured 18 % apart in median, process CPU time included, because the host's
+# cache and memory bandwidth are shared), more than it varies within a run. So every shape but
+# the 65-70B presets is profiled ROUNDS times (default 3), round-robin over the shapes, and the
+# runs are pooled (`--accumulate`: medians over all samples of all runs).
+#
 # Usage: bash benchmarks/cpu_profile.sh [OUT_DIR]
-# WIDTHS="2048" / ZOO_WIDTHS="128" restrict the draft grids; SKIP_PRESETS=1 skips the presets.
+# WIDTHS="2048" / ZOO_WIDTHS="128" restrict the draft grids; SKIP_PRESETS=1 skips the presets;
+# SKIP_LARGE=1 skips the 65-70B presets only; ROUNDS=1 profiles once. Pooling adds to the rows
+# already in OUT_DIR: start from an empty folder (with hardware.json) for a fresh profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-data/profiles/cpu-xeon-2.5ghz-1c}"
-common=(--device cpu --dtype fp32 --threads 1 --repeats 5 --warmup 1 --out "$out")
+rounds="${ROUNDS:-3}"
+common=(--device cpu --dtype fp32 --threads 1 --repeats 5 --warmup 1 --out "$out" --accumulate)
+
+for round in $(seq "$rounds"); do
+echo "round $round of $rounds" >&2
 
 # Draft grid: llama layout, vocab 32000, head_dim 64, ffn = 2.6875 x hidden (llama-7b's ratio),
 # 12 layers timed at depths 1, 2, 4 and 12 (the whole model), so depth 1-12 is covered. Widths
@@ -34,14 +46,10 @@ for w in ${ZOO_WIDTHS-128 256 512 1024}; do
     --whole --batch 1,4 --context 128,512 --query 1,4,17 "${common[@]}"
 done
 
-# Seed-paper presets, batch 1 (the large ones take seconds per pass here): one and two layers,
-# and opt-125m whole as well (12 layers).
-[ -n "${SKIP_PRESETS:-}" ] && exit 0
+# Seed-paper presets, batch 1: one and two layers, and opt-125m whole as well (12 layers).
 preset=(--batch 1 --context 128,512 --query 1,4,17)
+[ -n "${SKIP_PRESETS:-}" ] && continue
 specdec profile --model opt-125m --depths 1,2,12 --whole "${preset[@]}" "${common[@]}"
-for m in llama-65b opt-66b llama-2-70b; do  # 3 repeats: 1-2 s per pass here
-  specdec profile --model "$m" --depths 1,2 "${preset[@]}" "${common[@]}" --repeats 3
-done
 for m in sheared-llama-1.3b wide-sheared-llama-796m; do
   specdec profile --model "$m" --depths 1,2 "${preset[@]}" "${common[@]}"
 done
@@ -52,3 +60,10 @@ if [ -f data/zoo/target/config.json ]; then
   specdec profile --model data/zoo/target --name zoo-target --depths 1,2,6 --whole \
     --batch 1,4 --context 128,256 --query 1,4,17 "${common[@]}"
 fi
+done
+
+# The 65-70B presets (1-2 s per pass here): once, 3 repeats.
+[ -n "${SKIP_PRESETS:-}${SKIP_LARGE:-}" ] && exit 0
+for m in llama-65b opt-66b llama-2-70b; do
+  specdec profile --model "$m" --depths 1,2 "${preset[@]}" "${common[@]}" --repeats 3
+done

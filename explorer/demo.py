@@ -141,7 +141,8 @@ def profile_stage(
     from explorer import search as s
     from profiler.build import resolve_model
     from profiler.hardware_probe import device_slug, hardware_for
-    from profiler.layers import ProfileGrid, profile_model, write_profile
+    from profiler.layers import ProfileGrid, profile_model
+    from profiler.profile_store import write_profile
 
     committed, threads = _matching_committed(device_slug("cpu"))
     if threads is not None:

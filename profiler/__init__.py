@@ -5,8 +5,9 @@ from profiler.build import ModelRecipe, build_model, resolve_model
 from profiler.engine import DecodingSession, max_gamma, speculative_generate
 from profiler.engine_trace import GenerationResult, StepTrace
 from profiler.hardware_probe import device_slug, hardware_for
-from profiler.layers import ProfileGrid, fit_depths, profile_model, write_profile
+from profiler.layers import ProfileGrid, fit_depths, profile_model
 from profiler.loading import ModelPair, check_same_vocabulary, load_causal_lm, load_pair
+from profiler.profile_store import pool_rows, write_profile
 from profiler.prompts import load_prompts
 from profiler.sampling import SamplingConfig
 from profiler.timing import StepTimer, TimingResult, device_name, time_callable
@@ -33,6 +34,7 @@ __all__ = [
     "load_pair",
     "load_prompts",
     "max_gamma",
+    "pool_rows",
     "profile_model",
     "resolve_model",
     "speculative_generate",

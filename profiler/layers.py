@@ -15,8 +15,8 @@ composed prediction T_fixed + L_full · T_layer is compared with it.
 
 Output (see ``data/README.md``, section "profiles"): ``<out>/<model>.csv`` holds one row per
 measurement (model, depth, batch, context, query, dtype); ``<out>/<model>.fit.csv`` one row per
-(model, batch, context, query, dtype) with T_fixed_ms, T_layer_ms and the residual. Both are
-written atomically and merged with earlier rows (same key: the new row replaces the old).
+(model, batch, context, query, dtype) with T_fixed_ms, T_layer_ms and the residual. Writing them
+(atomically, merged with earlier rows, or pooled with them) is :mod:`profiler.profile_store`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from perfmodel.atomic import atomic_write_text
 from perfmodel.hardware import HardwareSpec
 from perfmodel.roofline import roofline
 from profiler.build import ModelRecipe, _cycle, arch_fields, build_model
@@ -48,7 +47,6 @@ __all__ = [
     "ProfileGrid",
     "fit_depths",
     "profile_model",
-    "write_profile",
 ]
 
 # Columns of <model>.csv, in file order (units in data/README.md, section "profiles").
@@ -56,7 +54,7 @@ ROW_COLUMNS = (
     "model", "source", "model_type", "family", "layers", "depth", "whole",
     "hidden", "ffn", "heads", "kv_heads", "vocab", "tied", "params",
     "batch", "context", "query", "dtype",
-    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "samples_ms",
+    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "runs", "samples_ms",
     "cpu_median_ms", "cpu_iqr_ms", "cpu_samples_ms", "roofline_ms", "roofline_bound", "roofline_bytes", "achieved_bandwidth_bytes_per_s",
     "bandwidth_fraction",
     "device", "device_name", "hardware_source", "threads", "torch_version",
@@ -504,6 +502,7 @@ def profile_model(
                         "max_ms": res.max_ms,
                         "repeats": len(res.samples_ms),
                         "warmup": grid.warmup,
+                        "runs": 1,
                         "samples_ms": ";".join(f"{s:.4f}" for s in res.samples_ms),
                         **_cpu_columns(res),
                         **roof,
@@ -646,41 +645,3 @@ def fit_profile(
             }
         )
     return pd.DataFrame(out, columns=list(FIT_COLUMNS))
-
-
-def _merge_write(path: Path, new: pd.DataFrame, key: Sequence[str], columns: Sequence[str]) -> Path:
-    frames = [new]
-    if path.is_file():
-        old = pd.read_csv(path)
-        missing = [c for c in key if c not in old.columns]
-        if missing:
-            raise ValueError(f"{path} is not a profile CSV: it lacks key columns {missing}.")
-        frames.insert(0, old)
-    merged = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    merged = merged.drop_duplicates(subset=list(key), keep="last")
-    merged = merged.sort_values(list(key), kind="stable").reset_index(drop=True)
-    ordered = [c for c in columns if c in merged.columns] + [
-        c for c in merged.columns if c not in columns
-    ]
-    return atomic_write_text(path, merged[ordered].to_csv(index=False, float_format="%.6g"))
-
-
-def write_profile(profile: Profile, out_dir: str | os.PathLike[str]) -> Profile:
-    """Merge ``profile`` into ``<out_dir>/<model>.csv`` and ``<model>.fit.csv`` atomically.
-
-    Rows with the same key (:data:`MEASURE_KEY`, :data:`FIT_KEY`) replace the earlier ones.
-
-    Returns
-    -------
-    Profile
-        The merged rows and fits, with ``paths`` set.
-    """
-    out = Path(out_dir)
-    rows_path = out / f"{profile.model}.csv"
-    fit_path = out / f"{profile.model}.fit.csv"
-    _merge_write(rows_path, profile.rows, MEASURE_KEY, ROW_COLUMNS)
-    merged = pd.read_csv(rows_path)
-    _merge_write(fit_path, profile.fits, FIT_KEY, FIT_COLUMNS)
-    return Profile(
-        model=profile.model, rows=merged, fits=pd.read_csv(fit_path), paths=(rows_path, fit_path)
-    )

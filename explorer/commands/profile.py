@@ -77,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", metavar="DIR", help="output folder (default data/profiles/<device slug>)"
     )
+    parser.add_argument(
+        "--accumulate",
+        action="store_true",
+        help="pool the new samples with earlier rows of the same points (recomputing medians and"
+        " fits) instead of replacing them: several runs made at different times average out"
+        " the machine's drift",
+    )
     parser.add_argument("--no-write", action="store_true", help="measure and print only")
 
 
@@ -107,6 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from explorer.cli import UsageError
 
     grid = _grid(args)
+    if args.no_write and args.accumulate:
+        raise UsageError("--accumulate pools into the written CSVs; it cannot go with --no-write.")
     device = str(args.device)
     kind = device.split(":")[0]
     if kind not in _DTYPES:
@@ -135,7 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from profiler.build import resolve_model
     from profiler.hardware_probe import device_slug, hardware_for
-    from profiler.layers import profile_model, write_profile
+    from profiler.layers import profile_model
+    from profiler.profile_store import write_profile
 
     recipe = resolve_model(args.model, overrides=overrides, name=args.name)
     out_dir = Path(args.out) if args.out else Path("data/profiles") / device_slug(device)
@@ -150,9 +160,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         profile = profile_model(
             recipe, grid=grid, device=device, dtype=dtype, hardware=hardware, progress=progress
         )
+    import pandas as pd
+
     paths: list[str] = []
+    pooled_runs = 1
     if not args.no_write:
-        paths = [str(p) for p in write_profile(profile, out_dir).paths]
+        try:
+            written = write_profile(profile, out_dir, accumulate=args.accumulate)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        paths = [str(p) for p in written.paths]
+        if args.accumulate:
+            pooled = written.rows[written.rows["model"] == recipe.name]
+            runs = pd.to_numeric(pooled.get("runs"), errors="coerce").fillna(1)
+            pooled_runs = int(runs.max()) if len(runs) else 1
     rows = profile.rows
     first = rows.iloc[0]
     keep = [
@@ -181,6 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "measurements": _records(rows[keep]),
         "fits": _records(profile.fits[fit_keep]),
         "paths": paths,
+        "pooled_runs": pooled_runs,
     }
 
 
@@ -242,4 +264,6 @@ def format_text(result: dict[str, Any]) -> str:
         )
     if result["paths"]:
         lines += ["", "wrote " + ", ".join(result["paths"])]
+    if result.get("pooled_runs", 1) > 1:
+        lines.append(f"pooled with earlier runs: up to {result['pooled_runs']} runs per point")
     return "\n".join(lines)

@@ -53,6 +53,23 @@ def test_profile_tiny_model_json_and_files(tiny_folder, tmp_path, capsys, one_th
     assert (out / f"{tiny_folder.name}.fit.csv").is_file()
 
 
+def test_profile_accumulate_pools_a_second_run(tiny_folder, tmp_path, capsys, one_thread):
+    out = tmp_path / "prof"
+    committed = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c" / "hardware.json"
+    if committed.is_file():
+        out.mkdir()
+        shutil.copy(committed, out / "hardware.json")
+    argv = ["profile", "--model", str(tiny_folder / "config.json"), "--threads", "1",
+            "--repeats", "2", "--query", "1", "--out", str(out), "--accumulate"]  # fmt: skip
+    assert main(argv) == 0 and main(argv) == 0
+    assert "pooled with earlier runs: up to 2 runs" in capsys.readouterr().out
+    rows = pd.read_csv(out / f"{tiny_folder.name}.csv")
+    assert len(rows) == 2 and (rows["runs"] == 2).all() and (rows["repeats"] == 4).all()
+    assert rows["cpu_samples_ms"].str.count(";").eq(3).all()
+    fits = pd.read_csv(out / f"{tiny_folder.name}.fit.csv")
+    assert len(fits) == 1 and fits["t_layer_ms"].notna().all()
+
+
 def test_profile_text_output(tiny_folder, tmp_path, capsys, one_thread):
     committed = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c" / "hardware.json"
     if committed.is_file():
@@ -74,6 +91,7 @@ def test_profile_text_output(tiny_folder, tmp_path, capsys, one_thread):
         (["--model", "llama-7b", "--query", "0"], "--query"),
         (["--model", "llama-7b", "--dtype", "fp16"], "--dtype"),
         (["--model", "llama-7b", "--device", "tpu"], "--device"),
+        (["--model", "llama-7b", "--accumulate"], "--no-write"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, needle, capsys):

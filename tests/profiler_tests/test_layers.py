@@ -20,8 +20,8 @@ from profiler.layers import (
     ProfileGrid,
     fit_depths,
     profile_model,
-    write_profile,
 )
+from profiler.profile_store import pool_rows, write_profile
 from profiler.timing import TimingResult
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,3 +144,65 @@ def test_committed_cpu_profile_rooflines_are_lower_bounds():
     assert ratio.max() <= 1.25, f"roofline {ratio.max():.2f}x the fastest sample at {worst}"
     hw = json.loads((folder / "hardware.json").read_text())
     assert hw["source"].startswith("measured")
+
+
+def _row(samples, *, cpu=None, depth=1, threads=1, load=0.5, **extra):
+    t = TimingResult(tuple(samples))
+    c = TimingResult(tuple(cpu if cpu else samples))
+    return {
+        "model": "m", "depth": depth, "batch": 1, "context": 128, "query": 1, "dtype": "fp32",
+        "median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "min_ms": t.min_ms, "max_ms": t.max_ms,
+        "repeats": len(samples), "warmup": 1, "samples_ms": ";".join(map(str, samples)),
+        "cpu_median_ms": c.median_ms if cpu != () else float("nan"), "cpu_iqr_ms": c.iqr_ms,
+        "cpu_samples_ms": ";".join(map(str, c.samples_ms)) if cpu != () else "",
+        "achieved_bandwidth_bytes_per_s": 100.0 / t.median_ms, "bandwidth_fraction": 1.0 / t.median_ms,
+        "threads": threads, "torch_version": "x", "transformers_version": "y",
+        "device_name": "cpu", "loadavg_1m": load, "measured_at": "t", **extra,
+    }  # fmt: skip
+
+
+def test_pool_rows_recomputes_statistics_over_all_samples():
+    old = pd.DataFrame([_row([1.0, 2.0, 3.0], load=2.0), _row([9.0], depth=7)])
+    new = pd.DataFrame([_row([10.0, 11.0], cpu=[4.0, 5.0]), _row([5.0], depth=2)])
+    pooled = pool_rows(old, new)
+    assert len(pooled) == 2  # old rows without a new counterpart are not returned
+    first = pooled.iloc[0]
+    assert first["samples_ms"] == "1.0000;2.0000;3.0000;10.0000;11.0000"
+    assert first["median_ms"] == 3.0 and first["min_ms"] == 1.0 and first["max_ms"] == 11.0
+    assert first["repeats"] == 5 and first["runs"] == 2 and first["loadavg_1m"] == 2.0
+    assert first["cpu_median_ms"] == 3.0  # CPU samples 1, 2, 3, 4, 5
+    assert first["achieved_bandwidth_bytes_per_s"] == pytest.approx(100.0 / 3.0)
+    assert first["bandwidth_fraction"] == pytest.approx(1.0 / 3.0)
+    assert pooled.iloc[1]["samples_ms"] == "5.0"  # no earlier row: unchanged
+
+
+def test_pool_rows_refuses_different_settings_and_drops_missing_cpu_samples():
+    old = pd.DataFrame([_row([1.0, 2.0], threads=2)])
+    with pytest.raises(ValueError, match="different threads"):
+        pool_rows(old, pd.DataFrame([_row([1.5])]))
+    no_cpu = pd.DataFrame([_row([1.0, 2.0], cpu=())])
+    pooled = pool_rows(no_cpu, pd.DataFrame([_row([3.0])]))
+    assert np.isnan(pooled.iloc[0]["cpu_median_ms"]) and pooled.iloc[0]["cpu_samples_ms"] == ""
+
+
+def test_write_profile_accumulate_pools_and_refits(tiny_recipe, tmp_path):
+    grid = ProfileGrid(batch=(1,), context=(8,), query=(1,), depths=(1, 2), repeats=2)
+
+    def timer(offset):
+        def measure(*, depths, batch, context, query):
+            return {d: TimingResult((1.0 + d + offset, 1.0 + d + offset)) for d in depths}
+
+        return measure
+
+    first = profile_model(tiny_recipe, grid=grid, measure=timer(0.0))
+    write_profile(first, tmp_path, accumulate=True)  # nothing earlier: written as it is
+    pooled = write_profile(profile_model(tiny_recipe, grid=grid, measure=timer(1.0)), tmp_path,
+                           accumulate=True)  # fmt: skip
+    rows = pooled.rows.sort_values("depth")
+    assert list(rows["repeats"]) == [4, 4] and list(rows["runs"]) == [2, 2]
+    assert list(rows["median_ms"]) == [2.5, 3.5]  # samples (2, 2, 3, 3) and (3, 3, 4, 4)
+    fit = pooled.fits.iloc[0]
+    assert fit["t_layer_ms"] == pytest.approx(1.0) and fit["t_fixed_ms"] == pytest.approx(1.5)
+    assert np.isfinite(fit["roofline_fixed_ms"]) or np.isnan(first.fits.iloc[0]["roofline_fixed_ms"])
+    replaced = write_profile(profile_model(tiny_recipe, grid=grid, measure=timer(5.0)), tmp_path)
+    assert list(replaced.rows.sort_values("depth")["median_ms"]) == [7.0, 8.0]

@@ -1,0 +1,202 @@
+"""Writing profile CSVs: merge a new profile into ``<out>/<model>.csv`` and ``.fit.csv``.
+
+Two ways to combine a new profile with the rows already in the folder, both written atomically
+(temporary file, then rename):
+
+- **replace** (default): a new row replaces the earlier row of the same point
+  (:data:`profiler.layers.MEASURE_KEY`); other rows are kept.
+- **pool** (``accumulate=True``): the new samples are appended to the earlier row's samples and
+  every statistic (median, IQR, min, max, CPU-time median and IQR, achieved bandwidth) is
+  recomputed over all of them; ``runs`` counts the profiling runs pooled. The depth fits of the
+  model are then refitted from the pooled rows.
+
+Why pool: on a shared or virtual machine the latency of a ~1 ms layer drifts between runs made
+minutes apart (process CPU time included: cache and memory bandwidth are shared), by more than
+it varies within one run. A profile made of several runs, interleaved with other models' runs,
+takes its median over several of those states instead of one (``benchmarks/cpu_profile.sh``
+``ROUNDS``; data/README.md, "profiles").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from perfmodel.atomic import atomic_write_text
+from profiler.layers import (
+    FIT_COLUMNS,
+    FIT_KEY,
+    MEASURE_KEY,
+    ROW_COLUMNS,
+    Profile,
+    fit_profile,
+)
+from profiler.timing import TimingResult
+
+__all__ = ["pool_rows", "write_profile"]
+
+# Rows measured under different settings are not pooled (their samples are not one population).
+_SAME_SETTINGS = ("threads", "warmup", "torch_version", "transformers_version", "device_name")
+
+
+def _samples(text: object) -> tuple[float, ...]:
+    if not isinstance(text, str) or not text.strip():
+        return ()
+    return tuple(float(x) for x in text.split(";"))
+
+
+def _joined(samples: Sequence[float]) -> str:
+    return ";".join(f"{s:.4f}" for s in samples)
+
+
+def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``new``, each pooled with the row of ``old`` at the same point, if any.
+
+    Parameters
+    ----------
+    old, new : DataFrame
+        Profile rows (:data:`profiler.layers.ROW_COLUMNS`; ``old`` may lack ``runs``, read as 1).
+
+    Returns
+    -------
+    DataFrame
+        One row per row of ``new``: samples (wall and CPU time) concatenated old first, their
+        statistics recomputed, ``repeats`` and ``runs`` summed, ``loadavg_1m`` the highest of
+        the two, ``measured_at`` the new one. Rows of ``old`` with no counterpart are not
+        returned.
+
+    Raises
+    ------
+    ValueError
+        When a pooled pair was measured with different settings (threads, warm-up, torch or
+        transformers version, device): their samples are not one population.
+    """
+    key = list(MEASURE_KEY)
+    old, new = _with_runs(old), _with_runs(new)
+    if old.empty or new.empty:
+        return new
+    index = {tuple(k): i for i, k in enumerate(old[key].itertuples(index=False))}
+    out = []
+    for rec in new.to_dict(orient="records"):
+        i = index.get(tuple(rec[k] for k in key))
+        if i is None:
+            out.append(rec)
+            continue
+        prev = old.iloc[i]
+        for col in _SAME_SETTINGS:
+            if col in old.columns and str(prev[col]) != str(rec[col]):
+                raise ValueError(
+                    f"cannot pool samples measured with different {col}: the earlier row of "
+                    f"{rec['model']} at depth {rec['depth']}, b={rec['batch']}, "
+                    f"n={rec['context']}, q={rec['query']} has {prev[col]!r}, the new one "
+                    f"{rec[col]!r}; write to another folder or without pooling."
+                )
+        wall = TimingResult(_samples(prev["samples_ms"]) + _samples(rec["samples_ms"]))
+        pooled = dict(rec)
+        pooled.update(
+            median_ms=wall.median_ms,
+            iqr_ms=wall.iqr_ms,
+            min_ms=wall.min_ms,
+            max_ms=wall.max_ms,
+            repeats=len(wall.samples_ms),
+            runs=int(prev["runs"]) + int(rec["runs"]),
+            samples_ms=_joined(wall.samples_ms),
+            loadavg_1m=max(float(prev["loadavg_1m"]), float(rec["loadavg_1m"])),
+        )
+        cpu_old, cpu_new = _samples(prev.get("cpu_samples_ms")), _samples(rec["cpu_samples_ms"])
+        if cpu_old and cpu_new:
+            cpu = TimingResult(cpu_old + cpu_new)
+            pooled.update(
+                cpu_median_ms=cpu.median_ms,
+                cpu_iqr_ms=cpu.iqr_ms,
+                cpu_samples_ms=_joined(cpu.samples_ms),
+            )
+        else:  # one run had no CPU-time samples (more threads): the pooled row has none either
+            pooled.update(cpu_median_ms=float("nan"), cpu_iqr_ms=float("nan"), cpu_samples_ms="")
+        # achieved bandwidth = roofline bytes / median, so it scales with the median
+        ratio = float(rec["median_ms"]) / wall.median_ms if wall.median_ms > 0 else float("nan")
+        for col in ("achieved_bandwidth_bytes_per_s", "bandwidth_fraction"):
+            pooled[col] = float(rec[col]) * ratio
+        out.append(pooled)
+    return pd.DataFrame(out, columns=list(new.columns))
+
+
+def _with_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.copy()
+    runs = rows["runs"] if "runs" in rows.columns else pd.Series(1, index=rows.index)
+    rows["runs"] = pd.to_numeric(runs, errors="coerce").fillna(1).astype(int)
+    return rows
+
+
+def _merge_write(path: Path, new: pd.DataFrame, key: Sequence[str], columns: Sequence[str]) -> Path:
+    frames = [new]
+    if path.is_file():
+        frames.insert(0, _read(path, key))
+    merged = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    merged = merged.drop_duplicates(subset=list(key), keep="last")
+    merged = merged.sort_values(list(key), kind="stable").reset_index(drop=True)
+    ordered = [c for c in columns if c in merged.columns] + [
+        c for c in merged.columns if c not in columns
+    ]
+    return atomic_write_text(path, merged[ordered].to_csv(index=False, float_format="%.6g"))
+
+
+def _read(path: Path, key: Sequence[str]) -> pd.DataFrame:
+    try:
+        old = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a profile CSV: {err}") from None
+    missing = [c for c in key if c not in old.columns]
+    if missing:
+        raise ValueError(f"{path} is not a profile CSV: it lacks key columns {missing}.")
+    return old
+
+
+def _fit_depths(fits: pd.DataFrame) -> list[int] | None:
+    """The depths the new profile's fits used (``depths`` column, ``;``-joined)."""
+    used = {int(d) for text in fits["depths"].astype(str) for d in text.split(";") if d.strip()}
+    return sorted(used) or None
+
+
+def write_profile(
+    profile: Profile, out_dir: str | os.PathLike[str], *, accumulate: bool = False
+) -> Profile:
+    """Merge ``profile`` into ``<out_dir>/<model>.csv`` and ``<model>.fit.csv`` atomically.
+
+    Parameters
+    ----------
+    profile : Profile
+        From :func:`profiler.layers.profile_model`.
+    out_dir : path
+        The device's profile folder (created if missing).
+    accumulate : bool
+        Pool the new samples with the earlier row of each point (:func:`pool_rows`) and refit
+        the depth fits from the pooled rows, instead of replacing those rows.
+
+    Returns
+    -------
+    Profile
+        The merged rows and fits, with ``paths`` set.
+    """
+    out = Path(out_dir)
+    rows_path = out / f"{profile.model}.csv"
+    fit_path = out / f"{profile.model}.fit.csv"
+    rows, fits = profile.rows, profile.fits
+    if accumulate and rows_path.is_file() and len(rows):
+        rows = pool_rows(_read(rows_path, MEASURE_KEY), rows)
+        refit = fit_profile(rows, depths=_fit_depths(fits)) if len(fits) else fits
+        # the roofline columns need the recipe and hardware: the new profile's are the same
+        roof = ["roofline_fixed_ms", "roofline_layer_ms"]
+        refit = refit.drop(columns=roof).merge(fits[[*FIT_KEY, *roof]], on=list(FIT_KEY))
+        fits = refit[list(FIT_COLUMNS)]
+    _merge_write(rows_path, rows, MEASURE_KEY, ROW_COLUMNS)
+    _merge_write(fit_path, fits, FIT_KEY, FIT_COLUMNS)
+    return Profile(
+        model=profile.model,
+        rows=pd.read_csv(rows_path),
+        fits=pd.read_csv(fit_path),
+        paths=(rows_path, fit_path),
+    )
