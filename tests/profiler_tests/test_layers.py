@@ -194,7 +194,9 @@ def test_write_profile_accumulate_pools_and_refits(tiny_recipe, tmp_path):
 
         return measure
 
-    hw = HardwareSpec(name="t", memory_bandwidth_bytes_per_s=1e11, peak_flops_per_s={"fp32": 1e12})
+    hw = HardwareSpec(
+        name="t", memory_bandwidth_bytes_per_s=1e11, peak_flops_per_s={"fp32": 1e12}, source="test"
+    )
     first = profile_model(tiny_recipe, grid=grid, measure=timer(0.0), hardware=hw)
     write_profile(first, tmp_path, accumulate=True)  # nothing earlier: written as it is
     second = profile_model(tiny_recipe, grid=grid, measure=timer(1.0), hardware=hw)
