@@ -137,6 +137,8 @@ def expected_tokens_per_step(acceptance_rate: ArrayLike, gamma: ArrayLike) -> fl
         # α = 0: log1p(-1) = -inf, expm1(-inf) = -1, so the quotient is 1/1 = 1 as it should be.
         numerator = -np.expm1((g + 1) * np.log1p(-safe_x))
     out = np.where(near_one, g + 1.0, numerator / safe_x)
+    # the quotient can round one ulp outside [1, γ + 1] (e.g. 0.9999999999999998 at γ = 0)
+    out = np.clip(out, 1.0, g + 1.0)
     return out.item() if out.ndim == 0 else out
 
 

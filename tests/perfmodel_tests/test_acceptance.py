@@ -246,3 +246,12 @@ def test_error_message_names_rule_and_value():
     with pytest.raises(ValueError) as info:
         expected_tokens_per_step(1.2, 3)
     assert str(info.value) == "`0 <= acceptance_rate <= 1` must hold, but got acceptance_rate=1.2."
+
+
+def test_tau_stays_inside_its_bounds_to_the_last_bit():
+    # the closed form rounded to 0.9999999999999998 or 1.0000000000000002 at γ = 0 for ~1% of α
+    alpha = np.random.default_rng(0).random(100_000)
+    for gamma in (0, 1, 7):
+        tau = expected_tokens_per_step(alpha, gamma)
+        assert tau.min() >= 1.0 and tau.max() <= gamma + 1.0
+    assert (expected_tokens_per_step(alpha, 0) == 1.0).all()
