@@ -1,22 +1,17 @@
-"""Run an Optuna study over the draft space: storage, worker processes, resumption, results.
-
-Storage is an Optuna storage URL (DESIGN.md, "Contracts"):
-
-- default ``sqlite:///runs/<study>.db``: embedded and resumable; rerunning the same command
-  continues the study until it holds the requested number of complete trials;
-- any RDB URL Optuna accepts (``postgresql://...``, ``mysql+pymysql://...``): machines join with
-  the same ``--storage URL --study NAME``; ``postgresql://`` uses psycopg (version 3);
-- anything without ``://`` is a journal file path (``JournalStorage`` over
-  ``JournalFileBackend``, Optuna 5's names), which machines sharing a file system can join.
+"""Run an Optuna study over the draft space: worker processes, resumption, results.
 
 ``workers`` > 1 starts that many processes on this machine, each running ``study.optimize`` with
 its share of the remaining trials; the study in the storage is the only coordination (no
-scheduler of our own). Passwords in URLs are never printed: :func:`mask_url`.
+scheduler of our own). A resumed or joined study must have been created for the same problem
+(:data:`SETTINGS_ATTR`).
+
+Modules: :mod:`explorer.study_storage` (storage URLs, journal files, :func:`mask_url`),
+:mod:`explorer.problem_inputs` (target, acceptance, latency and space from names and files),
+this one (the study and its results). The names of both are importable from here too.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import multiprocessing
@@ -25,16 +20,29 @@ import re
 import socket
 import sys
 import time
-import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from explorer.grid import pareto_front
 from explorer.objective import CONFIG_COLUMNS, PREDICTION_ATTRS, Objective, directions
-from explorer.space import SearchSpace
+from explorer.problem_inputs import (
+    DEFAULT_DRAFTS_CSV,
+    build_acceptance,
+    build_latency,
+    check_budgets,
+    resolve_target,
+    space_for,
+)
+from explorer.study_storage import (
+    REPO_ROOT,
+    RUNS_DIR,
+    default_storage,
+    ensure_runs_dir,
+    mask_url,
+    open_storage,
+)
 
 __all__ = [
     "SETTINGS_ATTR",
@@ -44,150 +52,22 @@ __all__ = [
     "run_search",
     "study_results",
     "trials_frame",
+    # re-exported from explorer.study_storage and explorer.problem_inputs
+    "DEFAULT_DRAFTS_CSV",
+    "REPO_ROOT",
+    "RUNS_DIR",
+    "build_acceptance",
+    "build_latency",
+    "check_budgets",
+    "ensure_runs_dir",
+    "resolve_target",
+    "space_for",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = REPO_ROOT / "runs"
 # Study user attribute holding what the study was created for (target, space, mode, budgets).
 SETTINGS_ATTR = "specdec_settings"
 # Settings that must match when a study is resumed or joined: changing one mixes two problems.
 _IDENTITY_KEYS = ("target", "mode", "space", "batch", "context", "cost", "acceptance")
-# RDB heartbeat: a trial whose process died is marked FAIL once this stale (s) at the next run.
-_HEARTBEAT_INTERVAL_S = 10
-_GRACE_PERIOD_S = 30
-# seconds SQLite waits for a lock held by another worker before giving up
-_SQLITE_TIMEOUT_S = 120
-
-
-# --- storage ----------------------------------------------------------------------------------
-
-
-def mask_url(url: str | None) -> str | None:
-    """``url`` with any password replaced by ``***``.
-
-    Examples
-    --------
-    >>> mask_url("postgresql://user:secret@db:5432/x")
-    'postgresql://user:***@db:5432/x'
-    >>> mask_url("runs/study.log")
-    'runs/study.log'
-    """
-    if url is None:
-        return None
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
-
-
-def _scrub(text: str, url: str) -> str:
-    """Remove the password of ``url`` from an error message, wherever it appears."""
-    m = re.search(r"://[^/:@]*:([^@/]*)@", url)
-    out = text.replace(url, mask_url(url))
-    if m and m.group(1):
-        out = out.replace(m.group(1), "***")
-    return out
-
-
-def default_storage(study_name: str) -> str:
-    """``sqlite:///runs/<study>.db`` (absolute path under the repository's ``runs/``)."""
-    return f"sqlite:///{RUNS_DIR / (study_name + '.db')}"
-
-
-def _driver_url(url: str) -> str:
-    # SQLAlchemy's default PostgreSQL driver is psycopg2; the project ships psycopg 3.
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def open_storage(storage: str | None, *, study_name: str) -> Any:
-    """An Optuna storage object for a URL or journal path (see the module docstring).
-
-    Raises
-    ------
-    ValueError
-        The storage cannot be reached or opened; the message names the masked URL and why.
-    """
-    import optuna
-    from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-    url = storage or default_storage(study_name)
-    shown = mask_url(url)
-    if "://" not in url:
-        path = Path(url)
-        if path.is_dir():
-            raise ValueError(
-                f"`--storage is an RDB URL or a journal file` must hold, but {shown!r} is a folder."
-            )
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(
-                JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-            )
-        except OSError as exc:
-            raise ValueError(
-                f"cannot open journal storage {shown!r}: {exc.strerror or exc}."
-            ) from None
-    url = _driver_url(url)
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :].split("?")[0]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["engine_kwargs"] = {"creator": functools.partial(_sqlite_connect, path)}
-    else:
-        kwargs["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": _connect_timeout(url)}
-    last: Exception | None = None
-    for _ in range(3):
-        try:
-            with warnings.catch_warnings():
-                # heartbeat_interval is "experimental" in Optuna 5; the warning is noise to users
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    url,
-                    heartbeat_interval=_HEARTBEAT_INTERVAL_S,
-                    grace_period=_GRACE_PERIOD_S,
-                    **kwargs,
-                )
-        except (ImportError, ModuleNotFoundError) as exc:
-            raise ValueError(
-                f"cannot open storage {shown!r}: missing database driver ({exc.name})."
-            ) from None
-        except Exception as exc:  # sqlalchemy's errors: unreachable host, bad credentials, bad URL
-            ours = isinstance(exc, optuna.exceptions.OptunaError | ValueError)
-            if not (ours or "sqlalchemy" in type(exc).__module__):
-                raise
-            last = exc
-            # two processes creating the tables of a new database at once: the loser retries
-            if "already exists" not in str(exc):
-                break
-            time.sleep(0.5)
-    reason = _scrub(" ".join(str(getattr(last, "orig", None) or last).split()), url)
-    raise ValueError(f"cannot open storage {shown!r}: {reason[:300]}") from None
-
-
-def _sqlite_connect(path: str) -> Any:
-    """A SQLite connection in WAL mode with synchronous=NORMAL.
-
-    Every trial writes ~25 attributes, each its own transaction; with SQLite's default rollback
-    journal each commit is an fsync (~15 ms on a busy disk, 0.4 s a trial). WAL with
-    synchronous=NORMAL commits without fsync, loses nothing when a process is killed (only the
-    last commits on power loss), and lets worker processes read while one writes.
-    """
-    import sqlite3
-
-    conn = sqlite3.connect(path, timeout=_SQLITE_TIMEOUT_S, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-def _connect_timeout(url: str) -> dict[str, Any]:
-    # fail fast on an unreachable server instead of waiting for the OS's TCP timeout
-    if url.startswith("postgresql"):
-        return {"connect_timeout": 10}
-    if url.startswith("mysql"):
-        return {"connect_timeout": 10}
-    return {}
 
 
 # --- the study --------------------------------------------------------------------------------
@@ -474,169 +354,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def ensure_runs_dir() -> Path:
-    RUNS_DIR.mkdir(parents=True, exist_ok=True)
-    return RUNS_DIR
-
-
-def space_for(
-    target: Any, *, space_file: str | os.PathLike[str] | None, **bounds: Any
-) -> SearchSpace:
-    """The search space: defaults for the target, then a space file, then flag bounds."""
-    space = SearchSpace.for_target(target)
-    if space_file is not None:
-        space = SearchSpace.from_file(space_file, base=space)
-    return space.with_overrides(**bounds)
-
-
-# --- building the problem from names and files -------------------------------------------------
-
-DEFAULT_DRAFTS_CSV = REPO_ROOT / "data" / "zoo" / "drafts.csv"
-
-
-def resolve_target(target: str) -> Any:
-    """An ``ArchSpec`` from a preset name, a Hugging Face folder or a ``config.json`` path."""
-    from perfmodel.arch import ArchSpec
-    from perfmodel.presets import get_preset, preset_names
-
-    path = Path(target)
-    if path.is_dir():
-        path = path / "config.json"
-        if not path.is_file():
-            raise ValueError(
-                f"`--target is a preset or a model folder` must hold, but {target!r} has no config.json."
-            )
-    if path.is_file() and path.suffix == ".json":
-        try:
-            config = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"`{str(path)!r} is valid JSON` must hold, but {exc}.") from None
-        return ArchSpec.from_hf_config(config, name=path.parent.name, source=str(path))
-    if target in preset_names():
-        return get_preset(target)
-    raise ValueError(
-        f"`--target is a preset ({', '.join(preset_names())}), a model folder or a config.json` must "
-        f"hold, but got {target!r}."
-    )
-
-
-def build_acceptance(
-    *,
-    alpha: float | None = None,
-    acceptance: str | None = None,
-    drafts_csv: str | os.PathLike[str] | None = None,
-) -> tuple[Any, dict[str, Any]]:
-    """The acceptance source and its description for the study settings.
-
-    ``alpha`` (what-if) wins, then ``acceptance`` (a measured file: one measurement is used as
-    it is, a table of several drafts is fitted), then the model fitted to ``drafts_csv``
-    (default ``data/zoo/drafts.csv``).
-    """
-    from perfmodel.acceptance_model import AcceptanceModel, FixedAcceptance, acceptance_from_file
-
-    if alpha is not None:
-        return FixedAcceptance(acceptance_rate=alpha), {"kind": "fixed", "acceptance_rate": alpha}
-    if acceptance is not None:
-        path = Path(acceptance)
-        try:
-            src = acceptance_from_file(path) if path.is_file() else None
-        except ValueError as exc:
-            if "holds one measurement" not in str(exc):
-                raise
-            src = None
-        if src is not None:
-            return src, {"kind": "file", "path": str(path), "acceptance_rate": src.acceptance_rate}
-        model = AcceptanceModel.fit(path)
-        return model, {
-            "kind": "model",
-            "path": str(path),
-            "drafts": int(model.table["draft"].nunique()),
-        }
-    path = Path(drafts_csv) if drafts_csv is not None else DEFAULT_DRAFTS_CSV
-    if not path.is_file():
-        raise ValueError(
-            f"`a table of measured drafts for the acceptance model` must exist, but {str(path)!r} does "
-            "not; pass --alpha A (what-if) or --acceptance FILE."
-        )
-    model = AcceptanceModel.fit(path)
-    return model, {
-        "kind": "model",
-        "path": str(path),
-        "drafts": int(model.table["draft"].nunique()),
-    }
-
-
-def build_latency(
-    target: Any,
-    *,
-    device_profile: str | os.PathLike[str] | None = None,
-    hardware: str | None = None,
-) -> tuple[Any, Any, dict[str, Any]]:
-    """Target latency function, draft latency provider and their description.
-
-    ``device_profile`` (a ``data/profiles/<device>/`` folder) fits the profiled latency model
-    (``perfmodel.latency_model``); ``hardware`` (a name of ``perfmodel.hardware_names()``) uses
-    the roofline bound instead, for a device without profiles.
-    """
-    if device_profile is not None:
-        return _profile_latency(target, Path(device_profile))
-    if hardware is not None:
-        from explorer.objective import RooflineLatency
-        from perfmodel.hardware import get_hardware, hardware_names
-
-        if hardware not in hardware_names():
-            raise ValueError(f"`--hardware in {hardware_names()}` must hold, but got {hardware!r}.")
-        provider = RooflineLatency(get_hardware(hardware))
-        return provider(target), provider, {"kind": "roofline", "hardware": hardware}
-    raise ValueError(
-        "`--device-profile DIR or --hardware NAME is given` must hold, but got neither."
-    )
-
-
-def _profile_latency(target: Any, folder: Path) -> tuple[Any, Any, dict[str, Any]]:
-    from perfmodel.latency_model import LatencyModel
-
-    if not folder.is_dir():
-        raise ValueError(
-            f"`--device-profile is a folder of profile CSVs` must hold, but {str(folder)!r} is not a folder."
-        )
-    model = LatencyModel.from_profiles(folder)
-    info = {
-        "kind": "latency_model",
-        "device_profile": str(folder),
-        "device": model.device,
-        "statistic": model.statistic,
-        "target_profiled": model.is_profiled(target),
-    }
-    return model.latency_fn(target), model.latency_fn, info
-
-
-def check_budgets(problem: Any, space: SearchSpace) -> None:
-    """Raise ``ValueError`` when no draft of the space meets the budgets.
-
-    Parameters, memory and draft time grow with depth and KV cache with γ, so the smallest
-    drafts are those at the space's least depth and γ; every width there is scored.
-    """
-    from explorer.objective import predict_configs
-
-    small = space.with_overrides(depth_max=space.depth_min, gamma_max=space.gamma_min).enumerate()
-    scored = predict_configs(problem, small)
-    if scored["feasible"].any():
-        return
-    checks = (
-        ("max_params", "params", "params_over_budget", "{:.4g} parameters"),
-        ("max_memory_bytes", "memory_bytes", "memory_over_budget", "{:.4g} bytes"),
-        ("max_draft_ms", "draft_pass_ms", "draft_ms_over_max", "{:.4g} ms per pass"),
-    )
-    for budget, column, constraint, unit in checks:
-        if constraint in scored and (scored[constraint] > 0).all():
-            smallest = scored[column].min()
-            raise ValueError(
-                f"`{budget} >= the smallest draft of the space` must hold, but the smallest draft "
-                f"has {unit.format(smallest)} and {budget}={getattr(problem, budget):.4g}."
-            )
-    raise ValueError(
-        "`some draft of the space meets every budget at once` must hold, but none does."
-    )

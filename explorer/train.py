@@ -15,337 +15,75 @@ ce_weight * CE(next token)`` at temperature 1 over every position of every windo
 ``ce_weight = 0`` is pure distillation: the draft is trained to match the target's whole
 next-token distribution, which is what speculative sampling's acceptance rate
 ``Σ_x min(p(x), q(x))`` rewards, and what the seed paper does.
+
+This module holds the loop (:func:`train_model`, its learning-rate schedule and
+:func:`command_line`) and re-exports the rest, so that ``from explorer.train import ...`` keeps
+working for every name: the run's definition is in :mod:`explorer.train_config`, the tokenizer,
+token arrays and windows in :mod:`explorer.train_data`, the student model in
+:mod:`explorer.train_llama`, the distillation teacher in :mod:`explorer.train_teacher`, and the
+log, checkpoint and final folder in :mod:`explorer.train_outputs`.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import hashlib
-import io
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
+from explorer.corpus import CorpusSplit
+from explorer.train_config import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_TOKENIZER_DIR,
+    REPO_ROOT,
+    TrainConfig,
+    TrainResult,
+    _result_from_meta,
+    _same_run,
+    portable_path,
+)
+from explorer.train_data import (
+    _file_sha,
+    fixed_windows,
+    load_tokenizer,
+    random_windows,
+    tokenize_files,
+    tokenize_split,
+)
+from explorer.train_llama import _load_initial_weights, build_model, count_params, evaluate_loss
+from explorer.train_outputs import (
+    LOG_COLUMNS,
+    TOKENIZER_FILES,
+    _read_log,
+    _save_checkpoint,
+    _save_final,
+    _write_log,
+)
+from explorer.train_teacher import TeacherLogprobs, check_teacher, load_teacher
 
-from explorer.corpus import CorpusSplit, stdlib_path
-from perfmodel.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TOKENIZER_DIR = REPO_ROOT / "data" / "zoo" / "tokenizer"
-DEFAULT_CACHE_DIR = REPO_ROOT / "runs" / "cache"
-LOG_COLUMNS = ("step", "tokens", "train_loss", "val_loss", "lr", "elapsed_s")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines one training run.
-
-    Parameters
-    ----------
-    out_dir : Path
-        Output folder (Hugging Face folder at the end; checkpoint and log meanwhile).
-    tokens : int
-        Token budget: training stops after ``ceil(tokens / (batch_size * seq_len))`` steps.
-    layers, hidden, ffn, heads, kv_heads : int
-        Llama shape. ``ffn`` defaults to ``round(8/3 * hidden)`` rounded up to a multiple of 64,
-        ``heads`` to ``hidden // 64`` (at least 1), ``kv_heads`` to ``heads``.
-    teacher : Path or None
-        A Hugging Face folder to distil from (its vocabulary must equal the tokenizer's).
-    ce_weight : float
-        Weight of next-token cross-entropy mixed into the distillation loss, in [0, 1].
-    init_from : Path or None
-        A Hugging Face folder of the same shape whose weights start the run (continued
-        training with a fresh optimizer and schedule) instead of a random initialisation.
-    seq_len, batch_size : int
-        Window length in tokens and windows per step.
-    lr : float
-        Peak learning rate of AdamW; linear warmup over ``warmup_fraction`` of the steps, then
-        cosine decay to ``min_lr_fraction * lr``.
-    eval_every_steps, eval_windows : int
-        Validation every so many steps, on this many fixed windows of the validation split.
-    checkpoint_every_s : float
-        Wall time between checkpoints, in seconds.
-    cache_teacher : bool
-        Store the teacher's log-probabilities per step under ``cache_dir`` and reuse them
-        (see :class:`TeacherLogprobs`).
-    """
-
-    out_dir: Path
-    tokens: int
-    layers: int = 2
-    hidden: int = 256
-    ffn: int | None = None
-    heads: int | None = None
-    kv_heads: int | None = None
-    teacher: Path | None = None
-    ce_weight: float = 0.0
-    init_from: Path | None = None
-    corpus: Path = field(default_factory=stdlib_path)
-    tokenizer_dir: Path = DEFAULT_TOKENIZER_DIR
-    cache_dir: Path = DEFAULT_CACHE_DIR
-    seq_len: int = 256
-    batch_size: int = 16
-    lr: float = 1e-3
-    min_lr_fraction: float = 0.1
-    warmup_fraction: float = 0.05
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    eval_every_steps: int = 50
-    eval_windows: int = 32
-    checkpoint_every_s: float = 120.0
-    max_position_embeddings: int = 2048
-    cache_teacher: bool = True
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        for name in ("out_dir", "corpus", "tokenizer_dir", "cache_dir"):
-            object.__setattr__(self, name, Path(getattr(self, name)))
-        for name in ("teacher", "init_from"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, Path(getattr(self, name)))
-        heads = self.heads if self.heads is not None else max(1, self.hidden // 64)
-        object.__setattr__(self, "heads", heads)
-        if self.kv_heads is None:
-            object.__setattr__(self, "kv_heads", heads)
-        if self.ffn is None:
-            object.__setattr__(self, "ffn", 64 * math.ceil(8 * self.hidden / 3 / 64))
-        positive = {
-            "tokens": self.tokens,
-            "layers": self.layers,
-            "hidden": self.hidden,
-            "ffn": self.ffn,
-            "heads": self.heads,
-            "kv_heads": self.kv_heads,
-            "seq_len": self.seq_len,
-            "batch_size": self.batch_size,
-            "eval_every_steps": self.eval_every_steps,
-            "eval_windows": self.eval_windows,
-        }
-        for name, value in positive.items():
-            if not (isinstance(value, int) and value > 0):
-                raise ValueError(f"`{name} > 0` must hold, but got {name}={value!r}.")
-        if self.hidden % self.heads:
-            raise ValueError(
-                f"`hidden % heads == 0` must hold, but got hidden={self.hidden}, heads={self.heads}."
-            )
-        if self.heads % self.kv_heads:
-            raise ValueError(
-                f"`heads % kv_heads == 0` must hold, but got heads={self.heads}, "
-                f"kv_heads={self.kv_heads}."
-            )
-        if not 0.0 <= self.ce_weight <= 1.0:
-            raise ValueError(
-                f"`0 <= ce_weight <= 1` must hold, but got ce_weight={self.ce_weight}."
-            )
-        if not self.lr > 0:
-            raise ValueError(f"`lr > 0` must hold, but got lr={self.lr}.")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(
-                f"`0 <= warmup_fraction < 1` must hold, but got warmup_fraction={self.warmup_fraction}."
-            )
-        if self.seq_len > self.max_position_embeddings:
-            raise ValueError(
-                f"`seq_len <= max_position_embeddings` must hold, but got seq_len={self.seq_len}, "
-                f"max_position_embeddings={self.max_position_embeddings}."
-            )
-
-    @property
-    def tokens_per_step(self) -> int:
-        return self.batch_size * self.seq_len
-
-    @property
-    def total_steps(self) -> int:
-        return math.ceil(self.tokens / self.tokens_per_step)
-
-    @property
-    def distilled(self) -> bool:
-        return self.teacher is not None
-
-    def identity(self) -> dict[str, object]:
-        """The fields that must match for a checkpoint to be resumed (paths as strings)."""
-        d = dataclasses.asdict(self)
-        for key in ("out_dir", "checkpoint_every_s", "device", "cache_dir", "cache_teacher"):
-            d.pop(key)
-        return {k: (portable_path(v) if isinstance(v, Path) else v) for k, v in d.items()}
-
-
-def portable_path(path: str | os.PathLike[str]) -> str:
-    """A path as recorded in ``zoo_meta.json``: relative to the repository when inside it, so a
-    finished folder is recognised from another checkout."""
-    p = Path(path)
-    if p.is_absolute():
-        try:
-            return p.resolve().relative_to(REPO_ROOT).as_posix()
-        except ValueError:
-            return str(p)
-    return p.as_posix()
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a finished run reports (also written to ``<out>/zoo_meta.json``)."""
-
-    out_dir: Path
-    params: int
-    steps: int
-    tokens_trained: int
-    val_loss: float
-    train_loss: float | None
-    wall_s: float
-    tokens_per_s: float
-    resumed_from_step: int
-    meta: dict[str, object]
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def load_tokenizer(tokenizer_dir: str | os.PathLike[str]):
-    """``AutoTokenizer.from_pretrained(tokenizer_dir)``, with a one-line error when missing."""
-    from transformers import AutoTokenizer
-
-    folder = Path(tokenizer_dir)
-    if not (folder / "tokenizer.json").is_file():
-        raise ValueError(
-            f"`tokenizer` must be a folder with tokenizer.json, but got tokenizer={str(folder)!r} "
-            f"(build one with `python -m explorer.corpus tokenizer`)."
-        )
-    return AutoTokenizer.from_pretrained(folder)
-
-
-def tokenize_split(
-    split: CorpusSplit,
-    *,
-    tokenizer_dir: str | os.PathLike[str],
-    cache_dir: str | os.PathLike[str] = DEFAULT_CACHE_DIR,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Token arrays (uint16) of the train and validation splits, cached as ``.npy``.
-
-    Every file is preceded by the ``<|endoftext|>`` token. The cache key is the hash of
-    ``tokenizer.json`` and the corpus fingerprint (file names and sizes).
-    """
-    tokenizer_dir = Path(tokenizer_dir)
-    tok = load_tokenizer(tokenizer_dir)
-    if len(tok) > 65536:
-        raise ValueError(f"`vocab_size <= 65536` must hold for uint16 caches, but got {len(tok)}.")
-    key = f"{_file_sha(tokenizer_dir / 'tokenizer.json')}-{split.fingerprint()}"
-    folder = Path(cache_dir) / key
-    arrays = []
-    for name, files in (("train", split.train_files), ("validation", split.validation_files)):
-        path = folder / f"{name}.npy"
-        if path.is_file():
-            arrays.append(np.load(path))
-            continue
-        arr = _encode_files(tok, files)
-        buf = io.BytesIO()
-        np.save(buf, arr)
-        atomic_write_bytes(path, buf.getvalue())
-        arrays.append(arr)
-    return arrays[0], arrays[1]
-
-
-def _encode_files(tok, files: tuple[Path, ...]) -> np.ndarray:
-    from explorer.corpus import read_texts
-
-    eos = tok.eos_token_id
-    encodings = tok.backend_tokenizer.encode_batch(list(read_texts(files)))
-    ids = [np.asarray([eos] + e.ids, dtype=np.uint16) for e in encodings]
-    return np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint16)
-
-
-def tokenize_files(files: tuple[Path, ...], *, tokenizer_dir: str | os.PathLike[str]) -> np.ndarray:
-    """Token array (uint16) of ``files``, each preceded by ``<|endoftext|>``, without a cache.
-
-    The same encoding as :func:`tokenize_split`; for a quick look at one split (the tests
-    tokenise only the validation files).
-    """
-    return _encode_files(load_tokenizer(tokenizer_dir), tuple(files))
-
-
-def fixed_windows(tokens: np.ndarray, *, n_windows: int, seq_len: int) -> np.ndarray:
-    """``n_windows`` evenly spaced windows of ``seq_len + 1`` tokens: (n_windows, seq_len + 1)."""
-    span = seq_len + 1
-    if len(tokens) < span:
-        raise ValueError(
-            f"`len(tokens) >= seq_len + 1` must hold, but got len(tokens)={len(tokens)}, "
-            f"seq_len={seq_len}."
-        )
-    starts = np.linspace(0, len(tokens) - span, n_windows).round().astype(np.int64)
-    return np.stack([tokens[s : s + span] for s in starts]).astype(np.int64)
-
-
-def random_windows(
-    tokens: np.ndarray, *, seed: int, step: int, batch_size: int, seq_len: int
-) -> np.ndarray:
-    """The batch of step ``step``: (batch_size, seq_len + 1) windows at seeded random starts."""
-    rng = np.random.default_rng([seed, step])
-    starts = rng.integers(0, len(tokens) - seq_len - 1 + 1, size=batch_size)
-    return np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64)
-
-
-# --- model ------------------------------------------------------------------------------------
-
-
-def build_model(config: TrainConfig, *, vocab_size: int, eos_token_id: int):
-    """A randomly initialised ``LlamaForCausalLM`` of the configured shape (tied embeddings)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=config.hidden,
-        intermediate_size=config.ffn,
-        num_hidden_layers=config.layers,
-        num_attention_heads=config.heads,
-        num_key_value_heads=config.kv_heads,
-        max_position_embeddings=config.max_position_embeddings,
-        tie_word_embeddings=True,
-        bos_token_id=eos_token_id,
-        eos_token_id=eos_token_id,
-        pad_token_id=eos_token_id,
-    )
-    torch.manual_seed(config.seed)
-    return LlamaForCausalLM(cfg)
-
-
-def count_params(model) -> int:
-    """Parameters counted once each (the tied embedding / LM head counts once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-def evaluate_loss(model, windows: np.ndarray, *, batch_size: int = 8, device: str = "cpu") -> float:
-    """Mean next-token cross-entropy (nats) of ``model`` over fixed windows (n, seq_len + 1)."""
-    import torch
-    import torch.nn.functional as F
-
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(windows), batch_size):
-            w = torch.as_tensor(windows[i : i + batch_size], device=device)
-            logits = model(input_ids=w[:, :-1]).logits.float()
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1), reduction="sum"
-            )
-            total += loss.item()
-            count += w[:, 1:].numel()
-    model.train(was_training)
-    return total / count
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "DEFAULT_TOKENIZER_DIR",
+    "LOG_COLUMNS",
+    "REPO_ROOT",
+    "TOKENIZER_FILES",
+    "TeacherLogprobs",
+    "TrainConfig",
+    "TrainResult",
+    "build_model",
+    "check_teacher",
+    "command_line",
+    "count_params",
+    "evaluate_loss",
+    "fixed_windows",
+    "load_teacher",
+    "load_tokenizer",
+    "portable_path",
+    "random_windows",
+    "tokenize_files",
+    "tokenize_split",
+    "train_model",
+]
 
 
 def _lr_at(config: TrainConfig, step: int) -> float:
@@ -357,161 +95,6 @@ def _lr_at(config: TrainConfig, step: int) -> float:
     progress = (step - warmup) / max(1, total - warmup)
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return config.lr * (config.min_lr_fraction + (1.0 - config.min_lr_fraction) * cosine)
-
-
-def check_teacher(teacher_dir: Path, *, vocab_size: int) -> None:
-    """Raise ValueError unless ``teacher_dir`` is a HF folder whose vocabulary is ``vocab_size``."""
-    from transformers import AutoConfig
-
-    if not (teacher_dir / "config.json").is_file():
-        raise ValueError(
-            f"`teacher` must be a Hugging Face folder with config.json, but got "
-            f"teacher={str(teacher_dir)!r}."
-        )
-    teacher_vocab = AutoConfig.from_pretrained(teacher_dir).vocab_size
-    if teacher_vocab != vocab_size:
-        raise ValueError(
-            f"`teacher vocab_size == student vocab_size` must hold, but got "
-            f"teacher_vocab={teacher_vocab}, student_vocab={vocab_size}."
-        )
-
-
-def load_teacher(teacher_dir: Path, *, vocab_size: int, device: str = "cpu"):
-    """Load a teacher folder in fp32, eval mode; its vocabulary must equal ``vocab_size``."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    check_teacher(teacher_dir, vocab_size=vocab_size)
-    model = AutoModelForCausalLM.from_pretrained(
-        teacher_dir, use_safetensors=True, dtype=torch.float32
-    )
-    model.to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-class TeacherLogprobs:
-    """The teacher's next-token log-probabilities for each training step, cached on disk.
-
-    Every draft of the zoo is trained with the same seed, batch size and window length, so it sees
-    the same batches; the teacher's forward pass (most of a small draft's distillation step) is
-    then computed once, stored as fp16 ``.npy`` (batch, seq_len, vocab) under ``cache_dir``, and
-    read back by the next draft. fp16 keeps log-probabilities to about 1e-2 absolute at -30, well
-    under what matters for the KL. The teacher's weights are loaded only when a step is missing.
-    The key is the hash of the teacher's ``model.safetensors``, the token cache key, the seed,
-    the batch size and the window length.
-    """
-
-    def __init__(self, config: TrainConfig, *, vocab_size: int, data_key: str) -> None:
-        assert config.teacher is not None
-        self.config = config
-        self.vocab_size = vocab_size
-        weights = config.teacher / "model.safetensors"
-        weights_key = _file_sha(weights) if weights.is_file() else "noweights"
-        key = (
-            f"teacher-{weights_key}-{data_key}-s{config.seed}-b{config.batch_size}"
-            f"-t{config.seq_len}"
-        )
-        self.folder = config.cache_dir / key
-        self._model = None
-
-    def __call__(self, step: int, input_ids):
-        """Log-probabilities (batch, seq_len, vocab), float32, for the batch of ``step``."""
-        import torch
-
-        path = self.folder / f"{step:06d}.npy"
-        if path.is_file():
-            return torch.from_numpy(np.load(path).astype(np.float32))
-        if self._model is None:
-            self._model = load_teacher(
-                self.config.teacher, vocab_size=self.vocab_size, device=self.config.device
-            )
-        with torch.no_grad():
-            logits = self._model(input_ids=input_ids).logits.float()
-            logp = torch.log_softmax(logits, dim=-1)
-        if self.config.cache_teacher:
-            buf = io.BytesIO()
-            np.save(buf, logp.cpu().numpy().astype(np.float16))
-            atomic_write_bytes(path, buf.getvalue())
-            # Train on what the next draft will read, so that every draft sees the same targets.
-            logp = torch.from_numpy(np.load(path).astype(np.float32)).to(logits.device)
-        return logp
-
-
-def _load_initial_weights(model, folder: Path) -> dict:
-    """Copy the weights of HF folder ``folder`` into ``model`` (same shape); return its meta."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    if not (folder / "config.json").is_file():
-        raise ValueError(
-            f"`init_from` must be a Hugging Face folder with config.json, but got "
-            f"init_from={str(folder)!r}."
-        )
-    source = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
-    theirs, ours = source.state_dict(), model.state_dict()
-    shapes = {k: tuple(v.shape) for k, v in theirs.items()}
-    if shapes != {k: tuple(v.shape) for k, v in ours.items()}:
-        raise ValueError(
-            f"`init_from has the student's shape` must hold, but {str(folder)!r} has "
-            f"{source.config.num_hidden_layers} layers x {source.config.hidden_size}."
-        )
-    model.load_state_dict(theirs)
-    meta_path = folder / "zoo_meta.json"
-    return json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-
-
-# --- log and checkpoint -----------------------------------------------------------------------
-
-
-def _read_log(path: Path, *, up_to_step: int) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["step"]) <= up_to_step]
-
-
-def _write_log(path: Path, rows: list[dict[str, object]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def _save_checkpoint(path: Path, state: dict[str, object]) -> None:
-    import torch
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save_final(model, config: TrainConfig, meta: dict[str, object]) -> None:
-    """Write the HF folder: each file is written to a temporary folder, then renamed into place;
-    ``zoo_meta.json`` goes last, so its presence means the folder is complete."""
-    import torch
-
-    out = config.out_dir
-    with tempfile.TemporaryDirectory(prefix=".final-", dir=out) as tmp:
-        half = model.to(torch.float16)
-        half.config.dtype = "float16"
-        half.save_pretrained(tmp)
-        for name in TOKENIZER_FILES:
-            src = config.tokenizer_dir / name
-            if src.is_file():
-                shutil.copyfile(src, Path(tmp) / name)
-        for p in sorted(Path(tmp).iterdir()):
-            os.replace(p, out / p.name)
-    model.to(torch.float32)
-    atomic_write_json(out / "zoo_meta.json", meta)
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -776,39 +359,6 @@ def train_model(
     if ckpt_path.is_file():
         ckpt_path.unlink()
     return _result_from_meta(out, meta, resumed_from_step=start_step)
-
-
-def _same_run(stored: dict | None, identity: dict) -> bool:
-    """Whether a stored run identity is this run's; a field added to ``TrainConfig`` after the
-    run was stored counts as equal when this run leaves it at its default."""
-    if stored is None:
-        return False
-    defaults = {
-        f.name: f.default
-        for f in dataclasses.fields(TrainConfig)
-        if f.default is not dataclasses.MISSING
-    }
-    paths = {"corpus", "tokenizer_dir", "teacher", "init_from"}
-    filled = {k: stored.get(k, defaults.get(k)) for k in identity}
-    filled = {
-        k: portable_path(v) if k in paths and isinstance(v, str) else v for k, v in filled.items()
-    }
-    return filled == identity and set(stored) <= set(identity)
-
-
-def _result_from_meta(out: Path, meta: dict, *, resumed_from_step: int) -> TrainResult:
-    return TrainResult(
-        out_dir=out,
-        params=int(meta["params"]),
-        steps=int(meta["steps"]),
-        tokens_trained=int(meta["tokens_trained"]),
-        val_loss=float(meta["val_loss"]),
-        train_loss=meta.get("train_loss"),
-        wall_s=float(meta["wall_s"]),
-        tokens_per_s=float(meta["tokens_per_s"] or 0.0),
-        resumed_from_step=resumed_from_step,
-        meta=meta,
-    )
 
 
 def command_line() -> str:

@@ -16,22 +16,39 @@ held-out prediction was from the measurement: the number to quote before trustin
 Two other acceptance sources share the same ``predict`` interface: :class:`FixedAcceptance`
 (α or α_i given directly, a what-if) and :func:`acceptance_from_file` (a measured acceptance
 file). numpy, scipy and pandas only.
+
+Modules: :mod:`perfmodel.acceptance_tables` (reading measured tables, the feature names),
+:mod:`perfmodel.acceptance_sources` (the ``predict`` interface, fixed and file sources),
+:mod:`perfmodel.acceptance_gp` (the kernel and its hyperparameter fit), this one (the fitted
+model and its leave-one-out check). Every public name is importable from here.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import linalg, optimize, special, stats
+from scipy import linalg, special, stats
+
+from perfmodel.acceptance_gp import _NOISE_FLOOR, _fit_kernel, _Kernel
+from perfmodel.acceptance_sources import (
+    AcceptancePrediction,
+    AcceptanceSource,
+    FixedAcceptance,
+    acceptance_from_file,
+)
+from perfmodel.acceptance_tables import (
+    _LOG_FEATURES,
+    FEATURES,
+    _alias_map,
+    load_acceptance_table,
+)
 
 __all__ = [
     "FEATURES",
@@ -44,388 +61,9 @@ __all__ = [
     "load_acceptance_table",
 ]
 
-# Feature names in the order the model uses them, and how each raw column becomes a feature.
-FEATURES: tuple[str, ...] = ("params", "depth", "hidden", "training_tokens", "distilled")
-_LOG_FEATURES = frozenset({"params", "hidden", "training_tokens"})
-
-# Column names other tables use for the same quantity (drafts.csv, user CSVs, acceptance JSON).
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "depth": ("layers", "num_layers", "num_hidden_layers", "n_layers", "draft_layers"),
-    "hidden": ("hidden_size", "d_model", "draft_hidden"),
-    "params": ("param_count", "parameters", "n_params", "num_params", "draft_params"),
-    "training_tokens": ("tokens", "train_tokens", "training_tokens_total", "token_budget"),
-    "distilled": ("is_distilled", "distill"),
-    "acceptance_rate": ("alpha", "acceptance", "alpha_hat"),
-    "mean_accepted_length": ("tau", "mean_tokens_per_step"),
-    "position_acceptance": ("alpha_i", "position_acceptance_rates"),
-    "draft": ("name", "draft_name", "draft_id", "model"),
-}
-
 # logit(α) is clipped this far from 0 and 1: a draft measured at α = 1 on a short trace must not
 # become +∞ in the regression.
 _ALPHA_CLIP = 1e-3
-# Noise standard deviation floor on the logit scale (keeps the Cholesky factor well conditioned).
-_NOISE_FLOOR = 1e-3
-
-
-# --- acceptance sources -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AcceptancePrediction:
-    """Predicted acceptance for one or many draft shapes.
-
-    Attributes
-    ----------
-    acceptance_rate : ndarray, shape (m,)
-        Predicted α (the median of the predictive distribution).
-    lower, upper : ndarray, shape (m,)
-        Interval for α at probability ``level`` (equal to α for a fixed or measured α).
-    level : float
-        Probability the interval covers, in (0, 1).
-    position_acceptance : ndarray, shape (m, γ_max) or None
-        Predicted α_i, when the source has per-position rates.
-    source : str
-        Where the numbers come from: ``"model"``, ``"fixed"`` or a file path.
-    """
-
-    acceptance_rate: NDArray[np.float64]
-    lower: NDArray[np.float64]
-    upper: NDArray[np.float64]
-    level: float
-    position_acceptance: NDArray[np.float64] | None = None
-    source: str = "model"
-
-    def __post_init__(self) -> None:
-        a = np.atleast_1d(np.asarray(self.acceptance_rate, dtype=np.float64))
-        lo = np.broadcast_to(np.asarray(self.lower, dtype=np.float64), a.shape).copy()
-        hi = np.broadcast_to(np.asarray(self.upper, dtype=np.float64), a.shape).copy()
-        if ((a < 0) | (a > 1)).any() or np.isnan(a).any():
-            raise ValueError(f"`0 <= acceptance_rate <= 1` must hold, but got acceptance_rate={a}.")
-        if not (0 < self.level < 1):
-            raise ValueError(f"`0 < level < 1` must hold, but got level={self.level}.")
-        object.__setattr__(self, "acceptance_rate", a)
-        object.__setattr__(self, "lower", lo)
-        object.__setattr__(self, "upper", hi)
-        if self.position_acceptance is not None:
-            p = np.asarray(self.position_acceptance, dtype=np.float64)
-            p = np.broadcast_to(p, a.shape + p.shape[-1:]).copy()
-            object.__setattr__(self, "position_acceptance", p)
-
-
-@runtime_checkable
-class AcceptanceSource(Protocol):
-    """Anything that gives α for draft shapes: a fitted model, a fixed α, a measured file.
-
-    ``predict`` takes the draft features as keyword arrays (``params``, ``depth``, ``hidden``,
-    ``training_tokens``, ``distilled``; sources that ignore shape ignore them) and returns an
-    :class:`AcceptancePrediction` broadcast over them.
-    """
-
-    def predict(self, **features: ArrayLike) -> AcceptancePrediction:
-        """α for the draft shapes described by ``features``."""
-        ...
-
-
-def _broadcast_size(features: Mapping[str, ArrayLike]) -> tuple[int, ...]:
-    arrays = [np.asarray(v) for v in features.values() if v is not None]
-    return np.broadcast_shapes(*(a.shape for a in arrays)) if arrays else ()
-
-
-@dataclass(frozen=True)
-class FixedAcceptance:
-    """α (or α_i) given directly: a what-if, or a measured value for one known draft.
-
-    Parameters
-    ----------
-    acceptance_rate : float or None
-        α in [0, 1]. May be omitted when ``position_acceptance`` is given; α is then the
-        geometric mean of the α_i (same probability of accepting all of them).
-    position_acceptance : sequence of float or None
-        α_i, i = 1..m, each in [0, 1].
-    source : str
-        Label shown in outputs (``"fixed"``, or the file it was read from).
-
-    Examples
-    --------
-    >>> FixedAcceptance(acceptance_rate=0.8).predict(params=[1e6, 2e6]).acceptance_rate.tolist()
-    [0.8, 0.8]
-    """
-
-    acceptance_rate: float | None = None
-    position_acceptance: tuple[float, ...] | None = None
-    source: str = "fixed"
-
-    def __post_init__(self) -> None:
-        if self.acceptance_rate is None and self.position_acceptance is None:
-            raise ValueError(
-                "`acceptance_rate is not None or position_acceptance is not None` must hold, "
-                "but got neither."
-            )
-        if self.acceptance_rate is not None:
-            a = self.acceptance_rate
-            if not (isinstance(a, int | float) and 0.0 <= float(a) <= 1.0):
-                raise ValueError(
-                    f"`0 <= acceptance_rate <= 1` must hold, but got acceptance_rate={a!r}."
-                )
-            object.__setattr__(self, "acceptance_rate", float(a))
-        if self.position_acceptance is not None:
-            p = tuple(float(x) for x in self.position_acceptance)
-            if not p or any(not (0.0 <= x <= 1.0) for x in p):
-                raise ValueError(
-                    "`0 <= position_acceptance[i] <= 1` must hold for every i (at least one), "
-                    f"but got position_acceptance={list(p)}."
-                )
-            object.__setattr__(self, "position_acceptance", p)
-            if self.acceptance_rate is None:
-                # The scalar α a scalar-only consumer sees: the geometric mean of the α_i, which
-                # gives the same probability of accepting all m proposals.
-                object.__setattr__(self, "acceptance_rate", float(np.prod(p) ** (1.0 / len(p))))
-
-    def predict(self, **features: ArrayLike) -> AcceptancePrediction:
-        shape = _broadcast_size(features)
-        size = int(np.prod(shape)) if shape else 1
-        a = np.full(size, self.acceptance_rate)
-        pos = None
-        if self.position_acceptance is not None:
-            pos = np.tile(np.asarray(self.position_acceptance), (size, 1))
-        return AcceptancePrediction(a, a, a, 0.9, pos, self.source)
-
-
-def acceptance_from_file(path: str | os.PathLike[str]) -> FixedAcceptance:
-    """Read a measured acceptance file as a fixed acceptance source.
-
-    Parameters
-    ----------
-    path : path
-        A JSON file with ``acceptance_rate`` (α̂) and optionally ``position_acceptance`` (α̂_i)
-        at the top level or under ``"result"``/``"summary"``; or a JSON/CSV file that
-        :func:`load_acceptance_table` reads, with exactly one row.
-
-    Returns
-    -------
-    FixedAcceptance
-        Labelled with the file path.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"acceptance file {str(path)!r} does not exist.")
-    if path.suffix == ".json":
-        obj = json.loads(path.read_text())
-        for key in ("result", "summary", "acceptance"):
-            if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-                if any(k in obj[key] for k in ("acceptance_rate", "alpha")):
-                    obj = obj[key]
-        if isinstance(obj, dict):
-            alpha = _first(obj, "acceptance_rate")
-            pos = _first(obj, "position_acceptance")
-            if alpha is not None or pos is not None:
-                if pos is not None:
-                    pos = [x for x in pos if x is not None and not _isnan(x)]
-                return FixedAcceptance(
-                    acceptance_rate=None if alpha is None else float(alpha),
-                    position_acceptance=tuple(pos) if pos else None,
-                    source=str(path),
-                )
-    table = load_acceptance_table(path)
-    if len(table) != 1:
-        raise ValueError(
-            "`an acceptance file holds one measurement` must hold, but got "
-            f"{len(table)} rows in {str(path)!r}; pass it as a table to fit the model instead."
-        )
-    return FixedAcceptance(
-        acceptance_rate=float(table["acceptance_rate"].iloc[0]), source=str(path)
-    )
-
-
-def _first(obj: Mapping[str, Any], name: str) -> Any:
-    for key in (name, *_ALIASES.get(name, ())):
-        if key in obj:
-            return obj[key]
-    return None
-
-
-def _isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
-# --- measured tables ----------------------------------------------------------------------------
-
-
-def load_acceptance_table(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
-    """Measured draft/α pairs as a tidy table with the model's column names.
-
-    Parameters
-    ----------
-    source : path or DataFrame
-        A CSV (``data/zoo/drafts.csv`` or a user's own), a JSON file (one object or a list of
-        objects; a nested ``"draft"`` object is flattened), a folder of such JSON files
-        (``data/acceptance/``), or a DataFrame.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``depth``, ``hidden``, ``params``, ``training_tokens``, ``distilled`` (bool),
-        ``acceptance_rate``, ``draft`` (a name to group by), and any other columns as given.
-        Column aliases (``layers``, ``hidden_size``, ``alpha``, ``tau`` ...) are renamed; α is
-        recovered from ``mean_accepted_length`` and ``gamma`` when only τ was recorded.
-    """
-    if isinstance(source, pd.DataFrame):
-        df = source.copy()
-        label = "the given table"
-    else:
-        path = Path(source)
-        label = str(path)
-        if path.is_dir():
-            rows = [r for f in sorted(path.glob("*.json")) for r in _json_rows(f)]
-            if not rows:
-                raise ValueError(
-                    f"`a folder of acceptance JSON files` must hold, but {label!r} has none."
-                )
-            df = pd.DataFrame(rows)
-        elif not path.exists():
-            raise FileNotFoundError(f"acceptance table {label!r} does not exist.")
-        elif path.suffix == ".json":
-            df = pd.DataFrame(_json_rows(path))
-        else:
-            df = pd.read_csv(path)
-    df = df.rename(columns=_alias_map(df.columns))
-    if "acceptance_rate" not in df and {"mean_accepted_length", "gamma"} <= set(df.columns):
-        from perfmodel.acceptance import acceptance_rate_from_tokens_per_step
-
-        df["acceptance_rate"] = acceptance_rate_from_tokens_per_step(
-            df["mean_accepted_length"].to_numpy(float), df["gamma"].to_numpy(int)
-        )
-    missing = [c for c in (*FEATURES, "acceptance_rate") if c not in df]
-    if "distilled" in missing:
-        df["distilled"] = False
-        missing.remove("distilled")
-    if missing:
-        raise ValueError(
-            f"`the acceptance table has columns {[*FEATURES, 'acceptance_rate']}` must hold, "
-            f"but {label!r} lacks {missing} (has {list(df.columns)})."
-        )
-    df["distilled"] = df["distilled"].map(_as_bool)
-    for col in ("depth", "hidden", "params", "training_tokens", "acceptance_rate"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    df = df.dropna(subset=["acceptance_rate", "depth", "hidden", "params", "training_tokens"])
-    bad = df[(df["acceptance_rate"] < 0) | (df["acceptance_rate"] > 1)]
-    if len(bad):
-        raise ValueError(
-            "`0 <= acceptance_rate <= 1` must hold for every row, but got "
-            f"acceptance_rate={bad['acceptance_rate'].iloc[0]} in {label!r}."
-        )
-    for col in ("params", "hidden", "training_tokens", "depth"):
-        if (df[col] <= 0).any():
-            raise ValueError(
-                f"`{col} > 0` must hold for every row, but got {col}={df[col].min()} in {label!r}."
-            )
-    if "draft" not in df:
-        df["draft"] = [
-            f"L{int(r.depth)}-H{int(r.hidden)}-T{int(r.training_tokens)}{'-d' if r.distilled else ''}"
-            for r in df.itertuples()
-        ]
-    return df.reset_index(drop=True)
-
-
-def _alias_map(columns: Sequence[str]) -> dict[str, str]:
-    present = set(columns)
-    out = {}
-    for name, aliases in _ALIASES.items():
-        if name in present:
-            continue
-        for alias in aliases:
-            if alias in present:
-                out[alias] = name
-                break
-    return out
-
-
-def _json_rows(path: Path) -> list[dict[str, Any]]:
-    obj = json.loads(path.read_text())
-    items = (
-        obj if isinstance(obj, list) else obj.get("rows", [obj]) if isinstance(obj, dict) else []
-    )
-    rows = []
-    for item in items:
-        row = {}
-        for key, value in item.items():
-            if isinstance(value, dict) and key in ("draft", "result", "summary", "config"):
-                row.update({k: v for k, v in value.items() if not isinstance(v, dict | list)})
-            else:
-                row[key] = value
-        rows.append(row)
-    return rows
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "y", "t")
-    return bool(value) and not _isnan(value)
-
-
-# --- Gaussian process on logit(α) ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Kernel:
-    """RBF (one length scale) + linear + white noise, parameters on the natural scale."""
-
-    signal_sd: float
-    length_scale: float
-    linear_sd: float
-    noise_sd: float
-
-    def cross(self, a: NDArray, b: NDArray) -> NDArray:
-        # (n, m) squared distances between rows of a (n, d) and b (m, d)
-        sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-        rbf = self.signal_sd**2 * np.exp(-0.5 * sq / self.length_scale**2)
-        return rbf + self.linear_sd**2 * (a @ b.T)
-
-    def diag(self, a: NDArray) -> NDArray:
-        return self.signal_sd**2 + self.linear_sd**2 * (a * a).sum(-1)
-
-
-# Weak log-normal priors on the hyperparameters (logit scale, standardised inputs):
-# median, and standard deviation of the log. Reason: with 5-15 drafts the marginal likelihood
-# alone can push the noise to zero or a length scale to infinity.
-_PRIORS = {
-    "signal_sd": (0.5, 1.5),
-    "length_scale": (2.0, 1.0),
-    "linear_sd": (0.3, 1.5),
-    "noise_sd": (0.1, 1.5),
-}
-
-
-def _neg_log_posterior(theta: NDArray, x: NDArray, y: NDArray) -> float:
-    k = _Kernel(*np.exp(theta))
-    n = len(y)
-    cov = k.cross(x, x) + (k.noise_sd**2 + _NOISE_FLOOR**2) * np.eye(n)
-    try:
-        chol = linalg.cho_factor(cov, lower=True)
-    except linalg.LinAlgError:
-        return 1e10
-    alpha = linalg.cho_solve(chol, y)
-    nll = 0.5 * y @ alpha + np.log(np.diag(chol[0])).sum() + 0.5 * n * np.log(2 * np.pi)
-    prior = sum(
-        0.5 * ((t - np.log(med)) / sd) ** 2
-        for t, (med, sd) in zip(theta, _PRIORS.values(), strict=True)
-    )
-    return float(nll + prior)
-
-
-def _fit_kernel(x: NDArray, y: NDArray, *, restarts: int, seed: int) -> _Kernel:
-    rng = np.random.default_rng(seed)
-    start = np.log([med for med, _ in _PRIORS.values()])
-    best = None
-    for i in range(max(restarts, 1)):
-        theta0 = start if i == 0 else start + rng.normal(0, 0.7, size=start.shape)
-        res = optimize.minimize(
-            _neg_log_posterior, theta0, args=(x, y), method="L-BFGS-B", bounds=[(-7, 4)] * 4
-        )
-        if best is None or res.fun < best.fun:
-            best = res
-    return _Kernel(*np.exp(best.x))
 
 
 @dataclass(frozen=True)
