@@ -245,3 +245,21 @@ def test_neighbour_corrected_shapes_stay_monotone_on_the_committed_profile():
 def test_neighbour_correction_rejects_bad_settings():
     with pytest.raises(ValueError, match="scale > 0"):
         LatencyModel.fit(_rows(), flops_per_byte=10.0, neighbour_scale=0.0)
+
+
+def test_one_fixed_part_per_batch_and_query_across_contexts():
+    """T_fixed does not read the KV cache: one intercept per (b, q) serves every context, so
+    noise in one context's deep rows does not move that context's T_fixed."""
+    rows = _rows(widths=(256,))
+    noisy = (rows["context"] == 512) & (rows["depth"] == 4)
+    rows.loc[noisy, "median_ms"] *= 1.06  # a slow spell while the deepest 512 rows ran
+    m = LatencyModel.fit(rows, flops_per_byte=10.0)
+    table = m.tables[next(iter(m.tables))]
+    np.testing.assert_allclose(table.fixed_ms[:, 0, :], table.fixed_ms[:, 1, :], rtol=1e-12)
+    # separate fits per context would have put the n = 512 intercept well below n = 128's
+    for b in (1, 4):
+        for q in (1, 4, 17):
+            g = rows[(rows["batch"] == b) & (rows["query"] == q) & (rows["context"] == 512)]
+            slope, icpt = np.polyfit(g["depth"], g["median_ms"], 1)
+            i, k = table.batch.index(b), table.query.index(q)
+            assert icpt < table.fixed_ms[i, 0, k]
