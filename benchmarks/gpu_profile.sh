@@ -25,7 +25,8 @@ import torch
 
 from profiler.build import resolve_model
 from profiler.hardware_probe import device_slug, hardware_for
-from profiler.layers import ProfileGrid, profile_model, write_profile
+from profiler.layers import ProfileGrid, profile_model
+from profiler.profile_store import write_profile
 
 t0 = time.time()
 tiny = os.environ["PROFILE_TINY"] == "1"

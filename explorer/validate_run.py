@@ -1,0 +1,174 @@
+"""One validated draft: train it, run it against plain decoding, measure and predict the run.
+
+:func:`_train` distils the draft from the target with the zoo's training code;
+:func:`_run_pair` runs the engine on the held-out prompts at the trial's γ and at γ = 0,
+interleaved prompt by prompt; :func:`_measure` turns the two runs into α̂, τ, per-pass latencies,
+the per-step overhead, tokens/s and the speedup (on the wall clock and on process-CPU time);
+:func:`_predict` is the search's prediction of the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from explorer.objective import SearchProblem, predict_configs
+from explorer.space import DraftConfig
+from explorer.validate_plan import ValidationPlan
+
+__all__: list[str] = []
+
+
+def _draft_dir(plan: ValidationPlan, config: DraftConfig) -> Path:
+    name = f"L{config.depth}-H{config.hidden}-F{config.ffn}-A{config.heads}-KV{config.kv_heads}-T{plan.token_budget}"
+    return plan.out_dir / "drafts" / name
+
+
+def _train(plan: ValidationPlan, config: DraftConfig) -> Any:
+    from explorer.train import TrainConfig, train_model
+
+    steps = math.ceil(plan.token_budget / (plan.batch_size * plan.seq_len))
+    cfg = TrainConfig(
+        out_dir=_draft_dir(plan, config),
+        tokens=plan.token_budget,
+        layers=config.depth,
+        hidden=config.hidden,
+        ffn=config.ffn,
+        heads=config.heads,
+        kv_heads=config.kv_heads,
+        teacher=plan.target_dir,
+        seq_len=plan.seq_len,
+        batch_size=plan.batch_size,
+        lr=plan.lr,
+        eval_every_steps=max(1, steps),
+        eval_windows=plan.eval_windows,
+        seed=plan.seed,
+        **{
+            k: getattr(plan, k)
+            for k in ("corpus", "tokenizer_dir", "cache_dir")
+            if getattr(plan, k) is not None
+        },
+    )
+    return train_model(cfg, progress=False)
+
+
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def _run_pair(
+    plan: ValidationPlan, draft_dir: Path, gamma: int, batch: int
+) -> tuple[Any, Any, dict[str, float]]:
+    import torch
+
+    from profiler.engine import GenerationResult, speculative_generate
+    from profiler.loading import load_pair
+    from profiler.prompts import load_prompts, tokenize_prompts
+    from profiler.sampling import SamplingConfig
+
+    texts = load_prompts(plan.prompts)[plan.first_prompt : plan.first_prompt + plan.n_prompts]
+    if not texts:
+        raise ValueError(
+            f"`held-out prompts exist` must hold, but {str(plan.prompts)!r} has none from index {plan.first_prompt}."
+        )
+    pair = load_pair(plan.target_dir, draft_dir, dtype="float32", device="cpu")
+    ids = tokenize_prompts(pair.tokenizer, texts)
+    sampling = SamplingConfig(temperature=plan.temperature)
+    spec, base = [], []
+    clock = {"spec_wall_s": 0.0, "spec_cpu_s": 0.0, "base_wall_s": 0.0, "base_cpu_s": 0.0}
+    threads = torch.get_num_threads()
+    if plan.threads is not None:
+        torch.set_num_threads(plan.threads)
+    try:
+        for i in range(0, len(ids), batch):  # interleaved: both runs see the same machine load
+            rows = ids[i : i + batch]
+            for kind, draft, g, out in (("base", None, 0, base), ("spec", pair.draft, gamma, spec)):
+                result, wall_s, cpu_s = _timed(
+                    lambda draft=draft, g=g, rows=rows, i=i: speculative_generate(
+                        pair.target,
+                        draft,
+                        rows,
+                        gamma=g,
+                        max_new_tokens=plan.max_new_tokens,
+                        sampling=sampling,
+                        seed=plan.seed + i,
+                    )
+                )
+                out.append(result)
+                clock[f"{kind}_wall_s"] += wall_s
+                clock[f"{kind}_cpu_s"] += cpu_s
+    finally:
+        torch.set_num_threads(threads)
+    return GenerationResult.concat(spec), GenerationResult.concat(base), clock
+
+
+def _measure(spec: Any, base: Any, clock: dict[str, float], *, basis: str) -> dict[str, Any]:
+    gamma = spec.gamma
+    steps = max(spec.n_steps, 1)
+    # process-CPU / wall of each run: < 1 when other processes took the cores
+    r_spec = min(1.0, clock["spec_cpu_s"] / clock["spec_wall_s"]) if clock["spec_wall_s"] else 1.0
+    r_base = min(1.0, clock["base_cpu_s"] / clock["base_wall_s"]) if clock["base_wall_s"] else 1.0
+    wall = {
+        "draft_pass_ms": spec.draft_ms / (gamma * steps) if gamma else float("nan"),
+        "target_ms": base.verify_ms / max(base.n_steps, 1),
+        "tokens_per_s": spec.decode_tokens_per_s,
+        "baseline_tokens_per_s": base.decode_tokens_per_s,
+    }
+    cpu = {
+        "draft_pass_ms": wall["draft_pass_ms"] * r_spec,
+        "target_ms": wall["target_ms"] * r_base,
+        "tokens_per_s": wall["tokens_per_s"] / r_spec,
+        "baseline_tokens_per_s": wall["baseline_tokens_per_s"] / r_base,
+    }
+    for d in (wall, cpu):
+        d["speedup"] = d["tokens_per_s"] / d["baseline_tokens_per_s"]
+    chosen = cpu if basis == "cpu" else wall
+    return {
+        "measured_gamma": gamma,
+        "measured_acceptance_rate": spec.acceptance_rate,
+        "measured_expected_tokens_per_step": spec.mean_accepted_length,
+        **{f"measured_{k}": v for k, v in chosen.items()},
+        "measured_verify_ms": spec.verify_ms / steps * (r_spec if basis == "cpu" else 1.0),
+        "measured_overhead_ms": spec.overhead_ms / steps * (r_spec if basis == "cpu" else 1.0),
+        "time_basis": basis,
+        **{f"wall_{k}": v for k, v in wall.items()},
+        **{f"cpu_{k}": v for k, v in cpu.items()},
+        "cpu_wall_ratio_spec": r_spec,
+        "cpu_wall_ratio_base": r_base,
+        "run_context_mean": float(np.mean([s.context_columns for s in spec.steps]))
+        if spec.steps
+        else 0.0,
+        "run_new_tokens": spec.new_tokens,
+    }
+
+
+def _predict(
+    problem: SearchProblem,
+    config: DraftConfig,
+    *,
+    context: int,
+    training_tokens: float,
+    alpha: float | None,
+    overhead_ms: float | None = None,
+) -> pd.Series:
+    from perfmodel.acceptance_model import FixedAcceptance
+
+    changes: dict[str, Any] = {"context": context, "training_tokens": training_tokens}
+    if overhead_ms is not None:
+        changes["overhead_ms"] = overhead_ms
+    if alpha is not None:
+        changes["acceptance"] = FixedAcceptance(acceptance_rate=alpha)
+    p = dataclasses.replace(problem, **changes)
+    return predict_configs(p, [config]).iloc[0]
+
+
+def _rel(pred: float, meas: float) -> float:
+    return (pred - meas) / meas if meas else float("nan")

@@ -1,0 +1,214 @@
+"""Times the real HF model's forward pass at several depths, with one copy of the weights.
+
+The depth-differencing harness of :func:`profiler.layers.profile_model`: :class:`HFForwardTimer`
+builds the model once at the deepest depth asked for, runs a depth-d pass on its first d layers,
+times the depths round-robin with :func:`profiler.timing.time_callable` (KV cache filled with
+random keys/values and cropped back to n in the untimed ``setup`` hook), and checks the logits
+and cache growth before timing. :class:`Measure` is the interface :func:`profile_model` calls,
+so tests can inject a synthetic timer; :class:`DepthTiming` adds process CPU-time samples.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from profiler.build import ModelRecipe, _cycle, build_model
+from profiler.timing import TimingResult, time_callable
+
+__all__ = ["DepthTiming", "HFForwardTimer", "Measure"]
+
+
+class Measure(Protocol):
+    """Times one forward pass at each depth in ``depths``, interleaved; returns depth -> result."""
+
+    def __call__(
+        self, *, depths: Sequence[int], batch: int, context: int, query: int
+    ) -> dict[int, TimingResult]: ...
+
+
+@dataclass(frozen=True)
+class DepthTiming(TimingResult):
+    """Wall-clock samples (``samples_ms``) plus process CPU-time samples of the same calls.
+
+    On a CPU with one torch thread the process CPU time of a call is its latency without the
+    time other processes held the core: the uncontended latency on a shared machine (measured
+    here with a spread of ~3% at a load average of 8 on 2 cores, where wall time was 3-4x longer
+    and noisy). Empty on CUDA and with more than one thread, where it is not a latency.
+    """
+
+    cpu_samples_ms: tuple[float, ...] = ()
+
+
+class HFForwardTimer:
+    """Times the real HF model at several depths, interleaved, with one copy of the weights.
+
+    The model is built once at the deepest depth asked for; a depth-d pass runs its first d
+    layers (the layer list is swapped for its first d entries and ``num_hidden_layers`` set to d).
+    The depths are timed round-robin, one call each per round, so a change in the machine's load
+    (the CPU is shared) hits every depth alike instead of biasing the difference between them.
+    Each depth has its own KV cache, filled with random keys/values and cropped back to n in the
+    untimed ``setup`` hook before every call.
+
+    Parameters
+    ----------
+    recipe : ModelRecipe
+        What to build.
+    device : str
+        ``"cpu"`` or ``"cuda[:i]"``.
+    dtype : {"fp32", "bf16", "fp16"}
+        Parameter and cache dtype.
+    repeats, warmup : int
+        Timed calls per depth and untimed calls per depth before them.
+    """
+
+    def __init__(
+        self, recipe: ModelRecipe, *, device: str, dtype: str, repeats: int, warmup: int
+    ) -> None:
+        self.recipe, self.device, self.dtype = recipe, device, dtype
+        self.repeats, self.warmup = repeats, warmup
+        self._depth: int | None = None
+        self._model: Any = None
+        self._layers: Any = None
+        self._owner: Any = None
+        self._attr = ""
+
+    def close(self) -> None:
+        """Free the model (and the accelerator's cached blocks)."""
+        self._model = self._layers = self._owner = None
+        self._depth = None
+        gc.collect()
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _ensure(self, depth: int) -> Any:
+        if self._depth is None or self._depth < depth:
+            self.close()
+            self._model = build_model(
+                self.recipe, layers=depth, dtype=self.dtype, device=self.device
+            )
+            self._owner, self._attr, self._layers = _layer_list(self._model)
+            self._depth = depth
+        return self._model
+
+    def _set_depth(self, depth: int) -> None:
+        import torch
+
+        setattr(self._owner, self._attr, torch.nn.ModuleList(list(self._layers)[:depth]))
+        self._model.config.num_hidden_layers = depth
+        full_types = getattr(self.recipe.config, "layer_types", None)
+        if full_types:
+            self._model.config.layer_types = _cycle(list(full_types), depth)
+
+    def _filled_cache(self, batch: int, context: int, depth: int) -> Any:
+        import torch
+        from transformers import DynamicCache
+
+        cfg = self._model.config
+        heads = cfg.num_attention_heads
+        kv = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        cache = DynamicCache(config=cfg)
+        if context == 0:
+            return cache
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        for i in range(depth):
+            # (batch, kv_heads, context, head_dim); keys and values alike, values do not matter
+            k = torch.randn(
+                batch,
+                kv,
+                context,
+                head_dim,
+                generator=gen,
+                device=self.device,
+                dtype=self._model.dtype,
+            )
+            cache.update(k, k.clone(), i)
+        return cache
+
+    def __call__(
+        self, *, depths: Sequence[int], batch: int, context: int, query: int
+    ) -> dict[int, TimingResult]:
+        import torch
+
+        model = self._ensure(max(depths))
+        vocab = model.config.vocab_size
+        gen = torch.Generator().manual_seed(1)
+        ids = torch.randint(vocab, (batch, query), generator=gen).to(self.device)
+        samples: dict[int, list[float]] = {d: [] for d in depths}
+        with torch.inference_mode():
+            caches = {}
+            for d in depths:
+                self._set_depth(d)
+                caches[d] = self._filled_cache(batch, context, d)
+                self._check(caches[d], ids, batch=batch, context=context, query=query)
+            # process CPU time of each call, read around the forward pass itself
+            cpu_ms: dict[int, list[float]] = {d: [] for d in depths}
+            for r in range(self.repeats):
+                # round-robin over depths; reverse every other round so no depth always goes first
+                for d in depths if r % 2 == 0 else list(reversed(depths)):
+                    self._set_depth(d)
+                    cache = caches[d]
+
+                    def crop(cache: Any = cache) -> None:
+                        extra = cache.get_seq_length() - context
+                        if extra > 0:
+                            cache.crop(-extra)
+
+                    def forward(cache: Any = cache, d: int = d) -> Any:
+                        c0 = time.process_time_ns()
+                        out = model(input_ids=ids, cache=cache, use_cache=True)
+                        cpu_ms[d].append((time.process_time_ns() - c0) / 1e6)
+                        return out
+
+                    warm = self.warmup if r == 0 else 0
+                    res = time_callable(
+                        forward, device=self.device, warmup=warm, repeats=1, setup=crop
+                    )
+                    samples[d].extend(res.samples_ms)
+                    del cpu_ms[d][: len(cpu_ms[d]) - len(samples[d])]  # drop the warm-up calls
+            self._set_depth(self._depth)
+        keep_cpu = self.device == "cpu" and torch.get_num_threads() == 1
+        return {
+            d: DepthTiming(tuple(s), cpu_samples_ms=tuple(cpu_ms[d]) if keep_cpu else ())
+            for d, s in samples.items()
+        }
+
+    def _check(self, cache: Any, ids: Any, *, batch: int, context: int, query: int) -> None:
+        """Check what is timed before timing it: right logits shape, finite, cache grown by q."""
+        import torch
+
+        vocab = self._model.config.vocab_size
+        logits = self._model(input_ids=ids, cache=cache, use_cache=True).logits
+        finite = bool(torch.isfinite(logits).all())
+        if tuple(logits.shape) != (batch, query, vocab) or not finite:
+            raise RuntimeError(
+                f"forward pass gave logits of shape {tuple(logits.shape)} (finite: {finite}), "
+                f"expected {(batch, query, vocab)}."
+            )
+        if cache.get_seq_length() != context + query:
+            raise RuntimeError(
+                f"KV cache holds {cache.get_seq_length()} tokens after the pass, expected "
+                f"{context + query}."
+            )
+
+
+def _layer_list(model: Any) -> tuple[Any, str, Any]:
+    """(owner module, attribute name, ModuleList) of the decoder layers: the ModuleList whose
+    length is ``num_hidden_layers`` (``model.layers`` in llama, ``model.decoder.layers`` in OPT,
+    ``transformer.h`` in GPT-2)."""
+    import torch
+
+    want = model.config.num_hidden_layers
+    for _, module in model.named_modules():
+        for attr, child in module.named_children():
+            if isinstance(child, torch.nn.ModuleList) and len(child) == want:
+                return module, attr, child
+    raise ValueError(
+        f"cannot find the decoder layer list (a ModuleList of {want}) in {type(model).__name__}."
+    )
