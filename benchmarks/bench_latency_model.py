@@ -28,6 +28,7 @@ import numpy as np
 
 from perfmodel.arch import ArchSpec
 from perfmodel.latency_model import ARCH_KEY, LatencyModel, load_profile_rows
+from perfmodel.latency_profiles import parse_samples
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
@@ -101,7 +102,7 @@ def repeatability(rows, statistic: str) -> dict | None:
     dev = []
     for r in rows.itertuples():
         runs = int(r.runs) if np.isfinite(r.runs) else 1
-        samples = np.array([float(x) for x in str(getattr(r, column)).split(";") if x.strip()])
+        samples = np.array(parse_samples(getattr(r, column)))
         if runs < 2 or len(samples) % runs:
             continue
         pooled = np.median(samples)

@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["ARCH_KEY", "BYTES_PER_PARAM", "REQUIRED_COLUMNS", "STATISTICS", "load_profile_rows"]
+__all__ = [
+    "ARCH_KEY",
+    "BYTES_PER_PARAM",
+    "REQUIRED_COLUMNS",
+    "STATISTICS",
+    "load_profile_rows",
+    "parse_samples",
+    "read_profile_csv",
+]
 
 REQUIRED_COLUMNS = (
     "model", "family", "depth", "hidden", "ffn", "heads", "kv_heads", "vocab", "tied",
@@ -51,19 +59,36 @@ def load_profile_rows(
     files = _csv_files(paths)
     frames = []
     for f in files:
-        try:
-            frame = pd.read_csv(f)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{f} is not a readable profile CSV: {exc}") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{f} is not a profile CSV: it lacks columns {missing}.")
+        frame = read_profile_csv(f, REQUIRED_COLUMNS)
         if frame.empty:
             continue
         frames.append(_typed(frame, f))
     if not frames:
         raise ValueError(f"no profile rows in {', '.join(str(f) for f in files)}.")
     return pd.concat(frames, ignore_index=True)
+
+
+def read_profile_csv(path: str | os.PathLike[str], required: Iterable[str]) -> pd.DataFrame:
+    """One profile CSV (rows or fits) as it is, checked to hold the ``required`` columns.
+
+    Raises ``ValueError`` naming the file when it cannot be parsed or lacks a column.
+    """
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable profile CSV: {exc}") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} is not a profile CSV: it lacks columns {missing}.")
+    return frame
+
+
+def parse_samples(text: object) -> tuple[float, ...]:
+    """The ``;``-joined timing samples of a ``samples_ms`` / ``cpu_samples_ms`` cell (empty or
+    missing: none)."""
+    if not isinstance(text, str) or not text.strip():
+        return ()
+    return tuple(float(x) for x in text.split(";") if x.strip())
 
 
 def _csv_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -150,13 +150,11 @@ def _arch_table(
     layer = np.full(shape, np.nan)
     for (b, q), g in rows.groupby(["batch", "query"]):
         i, k = axes[0].index(b), axes[2].index(q)
-        contexts = sorted(int(v) for v in g["context"].unique())
         f, per_context = _joint_depth_split(
             g["context"].to_numpy(int), g["depth"].to_numpy(float), g[statistic].to_numpy(float)
         )
-        for n in contexts:
-            j = axes[1].index(n)
-            fixed[i, j, k], layer[i, j, k] = f[n], per_context[n]
+        for n, t_layer in per_context.items():
+            fixed[i, axes[1].index(n), k], layer[i, axes[1].index(n), k] = f[n], t_layer
     missing = ~np.isfinite(fixed)
     if missing.any():  # an irregular grid: fill the holes from the parametric model
         bb, nn, qq = np.meshgrid(*[np.asarray(a, float) for a in axes], indexing="ij")

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfmodel.atomic import atomic_write_text
+from perfmodel.latency_profiles import parse_samples, read_profile_csv
 from profiler.layers import (
     FIT_COLUMNS,
     FIT_KEY,
@@ -40,12 +41,6 @@ __all__ = ["pool_rows", "write_profile"]
 
 # Rows measured under different settings are not pooled (their samples are not one population).
 _SAME_SETTINGS = ("threads", "warmup", "torch_version", "transformers_version", "device_name")
-
-
-def _samples(text: object) -> tuple[float, ...]:
-    if not isinstance(text, str) or not text.strip():
-        return ()
-    return tuple(float(x) for x in text.split(";"))
 
 
 def _joined(samples: Sequence[float]) -> str:
@@ -94,7 +89,7 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
                     f"n={rec['context']}, q={rec['query']} has {prev[col]!r}, the new one "
                     f"{rec[col]!r}; write to another folder or without pooling."
                 )
-        wall = TimingResult(_samples(prev["samples_ms"]) + _samples(rec["samples_ms"]))
+        wall = TimingResult(parse_samples(prev["samples_ms"]) + parse_samples(rec["samples_ms"]))
         pooled = dict(rec)
         pooled.update(
             median_ms=wall.median_ms,
@@ -106,7 +101,10 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
             samples_ms=_joined(wall.samples_ms),
             loadavg_1m=max(float(prev["loadavg_1m"]), float(rec["loadavg_1m"])),
         )
-        cpu_old, cpu_new = _samples(prev.get("cpu_samples_ms")), _samples(rec["cpu_samples_ms"])
+        cpu_old, cpu_new = (
+            parse_samples(prev.get("cpu_samples_ms")),
+            parse_samples(rec["cpu_samples_ms"]),
+        )
         if cpu_old and cpu_new:
             cpu = TimingResult(cpu_old + cpu_new)
             pooled.update(
@@ -134,7 +132,7 @@ def _with_runs(rows: pd.DataFrame) -> pd.DataFrame:
 def _merge_write(path: Path, new: pd.DataFrame, key: Sequence[str], columns: Sequence[str]) -> Path:
     frames = [new]
     if path.is_file():
-        frames.insert(0, _read(path, key))
+        frames.insert(0, read_profile_csv(path, key))
     merged = pd.concat([f for f in frames if len(f)], ignore_index=True)
     merged = merged.drop_duplicates(subset=list(key), keep="last")
     merged = merged.sort_values(list(key), kind="stable").reset_index(drop=True)
@@ -142,17 +140,6 @@ def _merge_write(path: Path, new: pd.DataFrame, key: Sequence[str], columns: Seq
         c for c in merged.columns if c not in columns
     ]
     return atomic_write_text(path, merged[ordered].to_csv(index=False, float_format="%.6g"))
-
-
-def _read(path: Path, key: Sequence[str]) -> pd.DataFrame:
-    try:
-        old = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a profile CSV: {err}") from None
-    missing = [c for c in key if c not in old.columns]
-    if missing:
-        raise ValueError(f"{path} is not a profile CSV: it lacks key columns {missing}.")
-    return old
 
 
 def _fit_depths(fits: pd.DataFrame) -> list[int] | None:
@@ -186,7 +173,7 @@ def write_profile(
     fit_path = out / f"{profile.model}.fit.csv"
     rows, fits = profile.rows, profile.fits
     if accumulate and rows_path.is_file() and len(rows):
-        rows = pool_rows(_read(rows_path, MEASURE_KEY), rows)
+        rows = pool_rows(read_profile_csv(rows_path, MEASURE_KEY), rows)
         refit = fit_profile(rows, depths=_fit_depths(fits)) if len(fits) else fits
         # the roofline columns need the recipe and hardware: the new profile's are the same
         roof = ["roofline_fixed_ms", "roofline_layer_ms"]

@@ -160,8 +160,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         profile = profile_model(
             recipe, grid=grid, device=device, dtype=dtype, hardware=hardware, progress=progress
         )
-    import pandas as pd
-
     paths: list[str] = []
     pooled_runs = 1
     if not args.no_write:
@@ -170,10 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as err:
             raise UsageError(str(err)) from None
         paths = [str(p) for p in written.paths]
-        if args.accumulate:
-            pooled = written.rows[written.rows["model"] == recipe.name]
-            runs = pd.to_numeric(pooled.get("runs"), errors="coerce").fillna(1)
-            pooled_runs = int(runs.max()) if len(runs) else 1
+        if args.accumulate:  # rows written before the `runs` column existed count as one run
+            pooled_runs = int(written.rows["runs"].fillna(1).max())
     rows = profile.rows
     first = rows.iloc[0]
     keep = [
