@@ -34,6 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
 
 # (hidden, layers) with 12.06·h²·L within 6 % of 50.6 M layer parameters.
+# Rows whose pooled samples' interquartile range is at most this fraction of their median: the
+# points measured precisely, where the held-out error is the model's own rather than noise's.
+PRECISE_REL_IQR = 0.10
+
 EQUAL_PARAMS = ((2048, 1), (1408, 2), (1024, 4), (704, 8), (512, 16), (384, 28), (256, 64))
 
 
@@ -50,6 +54,8 @@ def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict[str, dict]:
     with the neighbour correction and with the pure parametric model, from one fit per shape."""
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
+    spread: dict[str, list[float]] = {}
+    iqr = "cpu_iqr_ms" if statistic == "cpu_median_ms" else "iqr_ms"
     for key in keys:
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
         m = LatencyModel.fit(rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k])
@@ -57,6 +63,7 @@ def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict[str, dict]:
             np.logical_and.reduce([rows[c] == v for c, v in zip(ARCH_KEY, key, strict=True)])
         ]
         name = ",".join(sorted(set(mine["model"])))
+        spread[name] = list(mine[iqr] / mine[m.statistic]) if iqr in mine else [np.nan] * len(mine)
         for kind, corrected in (("corrected", True), ("pure", False)):
             errors[kind][name] = [
                 m.latency_fn(_arch(r, r.depth), profiled=corrected)(r.batch, r.context, r.query)
@@ -64,10 +71,12 @@ def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict[str, dict]:
                 - 1
                 for r in mine.itertuples()
             ]
-    return {kind: _summary(per, statistic) for kind, per in errors.items()}
+    return {kind: _summary(per, statistic, spread) for kind, per in errors.items()}
 
 
-def _summary(per_arch_errors: dict[str, list[float]], statistic: str) -> dict:
+def _summary(
+    per_arch_errors: dict[str, list[float]], statistic: str, spread: dict[str, list[float]]
+) -> dict:
     per_arch = {}
     for name, err in per_arch_errors.items():
         err = np.array(err)
@@ -78,7 +87,18 @@ def _summary(per_arch_errors: dict[str, list[float]], statistic: str) -> dict:
             "mean_error": float(np.mean(err)),
         }
     e = np.abs(np.concatenate([np.array(v) for v in per_arch_errors.values()]))
+    rel_iqr = np.concatenate([np.array(spread[k], float) for k in per_arch_errors])
+    precise = e[rel_iqr <= PRECISE_REL_IQR]
     return {
+        "precise_rows": {
+            "rel_iqr_at_most": PRECISE_REL_IQR,
+            "rows": int(len(precise)),
+            "median_abs_error": float(np.median(precise)) if len(precise) else None,
+            "p90_abs_error": float(np.quantile(precise, 0.9)) if len(precise) else None,
+            "worst_abs_error": float(precise.max()) if len(precise) else None,
+            "rows_over_15pct": int((precise > 0.15).sum()),
+        },
+        "rows_over_15pct": int((e > 0.15).sum()),
         "statistic": statistic,
         "median_abs_error": float(np.median(e)),
         "p90_abs_error": float(np.quantile(e, 0.9)),
@@ -175,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         f"all rows: median {ho['median_abs_error']:.1%}, p90 {ho['p90_abs_error']:.1%}, worst "
         f"{ho['worst_abs_error']:.1%} (goal: median <= 5%, worst <= 15%)"
     )
+    pr = ho["precise_rows"]
+    if pr["rows"]:
+        print(
+            f"rows measured precisely (interquartile range <= {pr['rel_iqr_at_most']:.0%} of the "
+            f"median; {pr['rows']} of {len(rows)}): median {pr['median_abs_error']:.1%}, p90 "
+            f"{pr['p90_abs_error']:.1%}, worst {pr['worst_abs_error']:.1%}; rows over 15%: "
+            f"{pr['rows_over_15pct']} of these, {ho['rows_over_15pct']} of all"
+        )
     print(
         f"pure parametric model (no neighbour correction): median {pure['median_abs_error']:.1%}, "
         f"p90 {pure['p90_abs_error']:.1%}, worst {pure['worst_abs_error']:.1%}"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The CPU profile committed under data/profiles/cpu-xeon-2.5ghz-1c/ (see data/README.md, "profiles").
+# The CPU profiles committed under data/profiles/cpu-<cpu>-1c/ (see data/README.md, "profiles"):
+# cpu-xeon-2.5ghz-1c/ and cpu-epyc-1c/ were made with this script, each on its machine.
 #
 # Run it on an idle machine: on a shared one, process CPU time is inflated too (cache and memory
 # bandwidth are shared), by +6 % median and up to +36 % per row at a load average of 8 compared
 # with an idle run of the same grid. One torch thread: with 2 threads the OpenMP barriers of
-# every matmul stall whenever another job holds a core. fp32: this CPU has no bf16 matmul units
-# (bf16 GEMM runs at a third of fp32 speed).
+# every matmul stall whenever another job holds a core. fp32 by default (DTYPE=bf16 for bf16): the
+# Xeon has no bf16 matmul units (bf16 GEMM runs at a third of fp32 speed there); the EPYC has
+# AVX512-BF16 (its hardware.json: bf16 peak 2.2x fp32), but the engine and the zoo run fp32.
 #
 # Even idle, a virtual machine's latency drifts between runs made minutes apart (the same grid
 # of a ~1 ms layer measured 18 % apart in median, process CPU time included, because the host's
@@ -13,15 +15,21 @@
 # the 65-70B presets is profiled ROUNDS times (default 3), round-robin over the shapes, and the
 # runs are pooled (`--accumulate`: medians over all samples of all runs).
 #
-# Usage: bash benchmarks/cpu_profile.sh [OUT_DIR]
+# Usage: bash benchmarks/cpu_profile.sh [OUT_DIR]   (default data/profiles/<this CPU's slug, 1 thread>)
 # WIDTHS="2048" / ZOO_WIDTHS="128" restrict the draft grids; SKIP_PRESETS=1 skips the presets;
-# SKIP_LARGE=1 skips the 65-70B presets only; ROUNDS=1 profiles once. Pooling adds to the rows
+# SKIP_LARGE=1 skips the 65-70B presets only; ROUNDS=1 profiles once; QUERY="1,4,17" sets the
+# query lengths (default every verification pass of gamma <= 8, q = 1..9, and q = 17: GEMM speed
+# on a CPU is not smooth in the number of rows, e.g. a 32000 x 512 LM head took 14 / 21 / 12 ms at
+# q = 2 / 3 / 4 on the EPYC, so a q that is not profiled is not safely interpolated). Pooling adds to the rows
 # already in OUT_DIR: start from an empty folder (with hardware.json) for a fresh profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-data/profiles/cpu-xeon-2.5ghz-1c}"
+slug=$(python -c "import torch; torch.set_num_threads(1); from profiler.hardware_probe import device_slug; print(device_slug('cpu'))")
+out="${1:-data/profiles/$slug}"
+echo "profiling into $out" >&2
 rounds="${ROUNDS:-3}"
-common=(--device cpu --dtype fp32 --threads 1 --repeats 5 --warmup 1 --out "$out" --accumulate)
+query="${QUERY:-1,2,3,4,5,6,7,8,9,17}"
+common=(--device cpu --dtype "${DTYPE:-fp32}" --threads 1 --repeats 5 --warmup 1 --out "$out" --accumulate)
 
 for round in $(seq "$rounds"); do
 echo "round $round of $rounds" >&2
@@ -33,7 +41,7 @@ for w in ${WIDTHS-128 192 256 384 512 768 1024 1536 2048}; do
   ffn=$(( (w * 43 / 16 + 7) / 8 * 8 ))
   specdec profile --model llama-7b --layers 12 --hidden "$w" --ffn "$ffn" --heads $(( w / 64 )) \
     --kv-heads $(( w / 64 )) --name "draft-w${w}-l12" --depths 1,2,4,12 --whole \
-    --batch 1,4 --context 128,512 --query 1,4,17 "${common[@]}"
+    --batch 1,4 --context 128,512 --query "$query" "${common[@]}"
 done
 
 # The zoo's draft family: the zoo target's config (vocabulary 4096, tied embedding) with the
@@ -43,11 +51,11 @@ for w in ${ZOO_WIDTHS-128 256 512 1024}; do
   ffn=$(( (8 * w + 191) / 192 * 64 ))
   specdec profile --model data/zoo/target --layers 12 --hidden "$w" --ffn "$ffn" \
     --heads $(( w / 64 )) --kv-heads $(( w / 64 )) --name "zoo-w${w}-l12" --depths 1,2,4,12 \
-    --whole --batch 1,4 --context 128,512 --query 1,4,17 "${common[@]}"
+    --whole --batch 1,4 --context 128,512 --query "$query" "${common[@]}"
 done
 
 # Seed-paper presets, batch 1: one and two layers, and opt-125m whole as well (12 layers).
-preset=(--batch 1 --context 128,512 --query 1,4,17)
+preset=(--batch 1 --context 128,512 --query "$query")
 [ -n "${SKIP_PRESETS:-}" ] && continue
 specdec profile --model opt-125m --depths 1,2,12 --whole "${preset[@]}" "${common[@]}"
 for m in sheared-llama-1.3b wide-sheared-llama-796m; do
@@ -58,7 +66,7 @@ done
 # model and depth fit.
 if [ -f data/zoo/target/config.json ]; then
   specdec profile --model data/zoo/target --name zoo-target --depths 1,2,6 --whole \
-    --batch 1,4 --context 128,256 --query 1,4,17 "${common[@]}"
+    --batch 1,4 --context 128,256 --query "$query" "${common[@]}"
 fi
 done
 
