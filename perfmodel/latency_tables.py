@@ -17,6 +17,14 @@ from perfmodel.latency_terms import ParametricLatency, _check_bnq, _layer_matmul
 
 __all__ = ["ArchLatency", "NeighbourCorrection", "ProfiledLatency"]
 
+# Axes along which a measured table is made non-decreasing (a running maximum). Context only:
+# a pass that reads a longer KV cache is not faster, so a dip there is noise. Along batch and
+# query the measured values are kept, dips included, because some are real: on the EPYC profile
+# (data/profiles/cpu-epyc-1c) fp32 GEMMs with 2 or 3 rows are slower than with 4, so the LM head
+# of draft-w512 takes 6.9 / 15.0 / 21.5 / 12.3 ms at b = 1 and q = 1 / 2 / 3 / 4, and 15.4 ms at
+# b = 4, q = 3; a running maximum would have put every longer pass at the q = 3 value (+75 %).
+MONOTONE_AXES = ("context",)
+
 # --- per-architecture tables --------------------------------------------------------------------
 
 
@@ -33,8 +41,9 @@ class ProfiledLatency:
     batch, context, query : tuple of int
         Grid axes (sorted, distinct).
     fixed_ms, layer_ms : ndarray
-        Shape (len(batch), len(context), len(query)); non-negative, non-decreasing along every
-        axis (made so at construction by a running maximum, unless ``monotone`` is false).
+        Shape (len(batch), len(context), len(query)); non-negative, non-decreasing along the
+        context axis (made so at construction by a running maximum over :data:`MONOTONE_AXES`,
+        unless ``monotone`` is false); along batch and query as measured.
     monotone : bool
         Apply the running maximum (default). :class:`NeighbourCorrection` keeps multiplicative
         factors in this class with ``monotone=False``.
@@ -58,8 +67,9 @@ class ProfiledLatency:
                     f"`{name}` must be finite values >= 0 of shape {shape}, but got {grid.shape}."
                 )
             if self.monotone:
-                for axis in range(3):
-                    grid = np.maximum.accumulate(grid, axis=axis)
+                for axis, name_ in enumerate(("batch", "context", "query")):
+                    if name_ in MONOTONE_AXES:
+                        grid = np.maximum.accumulate(grid, axis=axis)
             object.__setattr__(self, name, grid)
             interp[name] = self._make(grid)
         object.__setattr__(self, "_interp", interp)
@@ -266,7 +276,7 @@ class NeighbourCorrection:
         The factors are interpolated (in log b, log(1 + n), log q) from the union grid to a
         refined one (every integer batch and query between the grid's ends, context midpoints),
         multiplied onto the parametric T_fixed and T_layer there, and the result is made
-        monotone like a measured table; :class:`ArchLatency` then treats it as one (beyond its
+        monotone in context like a measured table; :class:`ArchLatency` then treats it as one (beyond its
         box, the edge value times the parametric ratio).
         """
         ff, fl = self.factors(arch)
@@ -326,7 +336,7 @@ class ArchLatency:
         Notes
         -----
         Profiled: inside the measured box, the interpolated tables; outside, the edge value times
-        the parametric ratio P(b, n, q) / P(clamped b, n, q), which keeps T monotone.
+        the parametric ratio P(b, n, q) / P(clamped b, n, q), which is monotone beyond the box.
         """
         b, n, q = _check_bnq(batch, context, query)
         pf, pl = self.parametric.parts(self.arch, b, n, q)
