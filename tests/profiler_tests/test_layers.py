@@ -128,9 +128,10 @@ def test_tiny_real_model_profiles_on_cpu_and_merges(tiny_recipe, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_committed_cpu_profile_rooflines_are_lower_bounds():
+@pytest.mark.parametrize("name", ["cpu-xeon-2.5ghz-1c", "cpu-epyc-1c"])
+def test_committed_cpu_profile_rooflines_are_lower_bounds(name):
     """The roofline bound is never above a measured time by more than noise allows."""
-    folder = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
+    folder = REPO / "data" / "profiles" / name
     files = [f for f in folder.glob("*.csv") if not f.name.endswith(".fit.csv")]
     if not files:
         pytest.skip("no committed CPU profile")
