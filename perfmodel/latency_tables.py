@@ -180,14 +180,17 @@ def _arch_table(
 _RATIO_CLIP = (0.25, 4.0)
 
 
-def _shape_coords(arch: ArchSpec) -> tuple[float, float]:
-    """(log LM-head parameters, log per-layer matmul parameters): the distances of the
-    correction (GEMM efficiency on CPUs and GPUs changes with the matrix size)."""
+def _shape_coords(arch: ArchSpec) -> tuple[float, float, float]:
+    """(log vocab, log hidden, log per-layer matmul parameters): where a shape sits for the
+    correction. The LM head is a vocab x hidden GEMM whose efficiency depends on both sides, not
+    only on their product (on the EPYC, 2-3 rows through a 32000-wide head are 2-3x slower than
+    1 or 4, through a 4096-wide one not), so the fixed part's distance is taken in the first two
+    together; the layer part's in the third (GEMM efficiency changes with the matrix size)."""
     layer = _layer_matmul_params(
         float(arch.hidden), float(arch.ffn), float(arch.heads), float(arch.kv_heads),
         arch.family == "opt",
     )  # fmt: skip
-    return float(np.log(arch.vocab * arch.hidden)), float(np.log(layer))
+    return float(np.log(arch.vocab)), float(np.log(arch.hidden)), float(np.log(layer))
 
 
 @dataclass(frozen=True)
@@ -198,8 +201,8 @@ class NeighbourCorrection:
     matrix size, so shapes of similar size share most of it. For a new shape, each grid point's
     T_fixed and T_layer are the parametric values times exp(Σ_j w_j·r_j / (Σ_j w_j + shrink)),
     with r_j the log ratio measured/parametric of profiled shape j at that point and
-    w_j = exp(-d_j² / (2·scale²)), d_j the distance in log LM-head parameters (fixed part) or log
-    layer parameters (layer part). Far from every profiled shape the factor tends to 1 (pure
+    w_j = exp(-d_j² / (2·scale²)), d_j the Euclidean distance in (log vocab, log hidden) (fixed
+    part: the LM head's two sides) or in log layer parameters (layer part). Far from every profiled shape the factor tends to 1 (pure
     parametric); next to one it tends to that shape's ratio.
 
     Parameters
@@ -207,7 +210,7 @@ class NeighbourCorrection:
     batch, context, query : tuple of int
         The union of the profiled grids' axes.
     coords : ndarray
-        (shapes, 2): :func:`_shape_coords` of each profiled shape.
+        (shapes, 3): :func:`_shape_coords` of each profiled shape.
     log_ratio_fixed, log_ratio_layer : ndarray
         (shapes, len(batch), len(context), len(query)); each shape's table is interpolated (and
         extended as :class:`ArchLatency` extends it) to the union grid.
@@ -264,9 +267,10 @@ class NeighbourCorrection:
     def factors(self, arch: ArchSpec) -> tuple[NDArray, NDArray]:
         """Multiplicative corrections of T_fixed and T_layer on the union grid."""
         out = []
-        for col, ratios in ((0, self.log_ratio_fixed), (1, self.log_ratio_layer)):
-            d = self.coords[:, col] - _shape_coords(arch)[col]
-            w = np.exp(-0.5 * (d / self.scale) ** 2)
+        here = np.asarray(_shape_coords(arch))
+        for cols, ratios in (((0, 1), self.log_ratio_fixed), ((2,), self.log_ratio_layer)):
+            d2 = ((self.coords[:, list(cols)] - here[list(cols)]) ** 2).sum(axis=1)
+            w = np.exp(-0.5 * d2 / self.scale**2)
             out.append(np.exp(np.tensordot(w, ratios, axes=1) / (w.sum() + self.shrink)))
         return out[0], out[1]
 
