@@ -21,7 +21,7 @@ __all__ = ["ArchLatency", "NeighbourCorrection", "ProfiledLatency"]
 # a pass that reads a longer KV cache is not faster, so a dip there is noise. Along batch and
 # query the measured values are kept, dips included, because some are real: on the EPYC profile
 # (data/profiles/cpu-epyc-1c) fp32 GEMMs with 2 or 3 rows are slower than with 4, so the LM head
-# of draft-w512 takes 6.9 / 15.0 / 21.5 / 12.3 ms at b = 1 and q = 1 / 2 / 3 / 4, and 15.4 ms at
+# of draft-w512 takes 6.7 / 14.9 / 21.2 / 12.1 ms at b = 1 and q = 1 / 2 / 3 / 4, and 15.8 ms at
 # b = 4, q = 3; a running maximum would have put every longer pass at the q = 3 value (+75 %).
 MONOTONE_AXES = ("context",)
 
@@ -183,8 +183,8 @@ _RATIO_CLIP = (0.25, 4.0)
 def _shape_coords(arch: ArchSpec) -> tuple[float, float, float]:
     """(log vocab, log hidden, log per-layer matmul parameters): where a shape sits for the
     correction. The LM head is a vocab x hidden GEMM whose efficiency depends on both sides, not
-    only on their product (on the EPYC, 2-3 rows through a 32000-wide head are 2-3x slower than
-    1 or 4, through a 4096-wide one not), so the fixed part's distance is taken in the first two
+    only on their product (on the EPYC, 2-3 rows through a 32000-wide head cost 2-3x one row and
+    more than 4 rows, through a 4096-wide one not), so the fixed part's distance is taken in the first two
     together; the layer part's in the third (GEMM efficiency changes with the matrix size)."""
     layer = _layer_matmul_params(
         float(arch.hidden), float(arch.ffn), float(arch.heads), float(arch.kv_heads),
