@@ -14,7 +14,7 @@
 
 Prints the figures, then one JSON line.
 
-Usage: python benchmarks/bench_latency_model.py [--profiles DIR] [--statistic auto]
+Usage: python benchmarks/bench_latency_model.py [--profiles DIR] [--statistic auto] [--dtype D]
 """
 
 from __future__ import annotations
@@ -169,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profiles", default=str(DEFAULT))
     p.add_argument("--statistic", default="auto")
     p.add_argument("--context", type=int, default=128)
+    p.add_argument("--dtype", default=None, help="rows of this dtype (default: the most frequent)")
     args = p.parse_args(argv)
 
-    full = LatencyModel.from_profiles(args.profiles, statistic=args.statistic)
+    full = LatencyModel.from_profiles(args.profiles, statistic=args.statistic, dtype=args.dtype)
     rows = load_profile_rows(args.profiles)
     rows = rows[rows["dtype"] == full.dtype]
     both = held_out(rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte)
