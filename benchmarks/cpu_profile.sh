@@ -19,9 +19,10 @@
 # WIDTHS="2048" / ZOO_WIDTHS="128" restrict the draft grids; SKIP_PRESETS=1 skips the presets;
 # SKIP_LARGE=1 skips the 65-70B presets only; ROUNDS=1 profiles once; QUERY="1,4,17" sets the
 # query lengths (default every verification pass of gamma <= 8, q = 1..9, and q = 17: GEMM speed
-# on a CPU is not smooth in the number of rows, e.g. a 32000 x 512 LM head took 15 / 21 / 12 ms at
-# q = 2 / 3 / 4 on the EPYC, so a q that is not profiled is not safely interpolated). Pooling adds to the rows
-# already in OUT_DIR: start from an empty folder (with hardware.json) for a fresh profile.
+# on a CPU is not smooth in the number of rows, e.g. a 32000 x 512 LM head took 15 / 21 / 12 ms
+# at q = 2 / 3 / 4 on the EPYC, so a q that is not profiled is not safely interpolated); DTYPE=bf16
+# profiles in bf16. Pooling adds to the rows already in OUT_DIR: start from an empty folder (with
+# hardware.json) for a fresh profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 slug=$(python -c "import torch; torch.set_num_threads(1); from profiler.hardware_probe import device_slug; print(device_slug('cpu'))")

@@ -13,7 +13,8 @@ Two parts, both in the decomposition T = T_fixed(b, n, q) + L · T_layer(b, n, q
   piecewise-linearly in (log b, log(1 + n), log q) after making the grid monotone in context
   (along b and q a CPU's GEMMs are not always monotone, see
   :data:`perfmodel.latency_tables.MONOTONE_AXES`). Outside the measured grid the edge value is
-  scaled by the parametric model's ratio, so extrapolation keeps the fitted shape. Any depth L works: T = T_fixed + L · T_layer.
+  scaled by the parametric model's ratio, so extrapolation keeps the fitted shape. Any depth L
+  works: T = T_fixed + L · T_layer.
 
 :meth:`LatencyModel.latency_fn` returns the profiled form where the architecture (everything but
 its depth) was measured, and otherwise the parametric form corrected by the profiled shapes of
