@@ -172,10 +172,15 @@ def _as_profiles(profiles: ProfileSet | str | os.PathLike[str]) -> ProfileSet:
 def _select(
     fits: pd.DataFrame, *, batch: int, query: int, context: int | None, dtype: str | None
 ) -> pd.DataFrame:
-    """One fit row per (device, model): at batch and query, the context nearest ``context``."""
+    """One fit row per (device, model): at batch and query, the context nearest ``context``, of
+    ``dtype`` or, by default, of each device's most frequent dtype (as the latency model does: a
+    folder may hold a shape in fp32 and bf16, and one figure should not mix them)."""
     use = fits[(fits["batch"] == batch) & (fits["query"] == query)]
     if dtype is not None:
         use = use[use["dtype"] == dtype]
+    elif not use.empty:
+        counts = fits.groupby("device")["dtype"].agg(lambda d: d.value_counts().idxmax())
+        use = use[use["dtype"] == use["device"].map(counts)]
     if use.empty:
         return use
     if context is None:
@@ -251,7 +256,7 @@ def get_layer_latency_info(
     context : int, optional
         n; each shape's row nearest to it is used. Default: the most common context.
     dtype : str, optional
-        Only rows of this dtype (default: all).
+        Only rows of this dtype (default: each device's most frequent).
     statistic : {"auto", "cpu", "wall"}
         Process CPU time of the one-thread runs (the uncontended latency, what the latency model
         fits) or wall clock. ``"auto"``: CPU time where every fit shown has it.

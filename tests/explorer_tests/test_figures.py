@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -318,6 +319,24 @@ def test_layer_latency_info_selects_batch_query_and_sorts_by_width(profiles):
     assert (info.roofline_layer_ms < info.layer_ms).all()
     with pytest.raises(ValueError, match="batch=8"):
         fla.get_layer_latency_info(profiles, batch=8)
+
+
+def test_layer_latency_does_not_mix_dtypes_of_one_shape():
+    """The EPYC folder holds the draft grid in fp32 and bf16: by default each device's most
+    frequent dtype (fp32) is shown, one row per shape; bf16 on request."""
+    folder = Path(__file__).resolve().parents[2] / "data" / "profiles" / "cpu-epyc-1c"
+    fits = fla.load_profiles(folder).fits
+    if set(fits["dtype"]) != {"fp32", "bf16"}:
+        pytest.skip("the committed EPYC profile has no bf16 rows")
+    for dtype in (None, "fp32", "bf16"):
+        info = fla.get_layer_latency_info(folder, batch=1, query=1, context=128, dtype=dtype)
+        assert len(set(info.model)) == len(info.model)
+        want = fits[(fits["dtype"] == (dtype or "fp32")) & (fits["batch"] == 1)]
+        want = want[(want["query"] == 1) & (want["context"] == 128)].set_index("model")
+        assert set(info.model) == set(want.index)
+        np.testing.assert_allclose(
+            info.layer_ms, want.loc[list(info.model), "cpu_t_layer_ms"], rtol=1e-12
+        )
 
 
 def test_token_latency_composes_the_fit_and_keeps_timed_points(profiles):
