@@ -137,6 +137,28 @@ def _missing(key: str, title: str, intro: str, reason: str) -> Section:
     return Section(key, title, intro, missing=reason)
 
 
+def _query_cost_blocks(p: Any, *, batch: int) -> list[Any]:
+    """The verification-cost figure where some shape was profiled at q = 1 and two more q."""
+    from explorer.figures import query_cost as qc
+
+    try:
+        info = qc.get_query_cost_info(p, batch=batch)
+    except ValueError:
+        return [
+            "No shape here was profiled at three or more query lengths q, so how a verification "
+            "pass (q = γ + 1 tokens) grows with q is not shown; `specdec profile --query "
+            "1,2,3,4,5,6,7,8,9` measures it."
+        ]
+    return [
+        "How a forward pass grows with the tokens it carries, T(q) / T(1) at each shape's full "
+        "depth: a verification pass over q = γ + 1 tokens costs this many one-token passes. "
+        "Below the dashed line, checking q draft tokens at once is cheaper than running them "
+        "one by one; where a curve dips, a longer pass is cheaper than a shorter one (measured, "
+        "kept by the latency model).",
+        qc.plot_query_cost(info),
+    ]
+
+
 def latency_section(
     profiles: str | os.PathLike[str] | None,
     *,
@@ -193,6 +215,7 @@ def latency_section(
         fl.plot_token_latency(token),
         fl.plot_depth_effect(token),
     ]
+    blocks += _query_cost_blocks(p, batch=batch)
     if len(effect.depth):
         blocks.append(
             "Shapes of about the same parameter count (within 15%) but different depth; "

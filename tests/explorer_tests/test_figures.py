@@ -339,6 +339,34 @@ def test_layer_latency_does_not_mix_dtypes_of_one_shape():
         )
 
 
+def test_query_cost_composes_each_shape_at_its_depth_and_keeps_the_dips():
+    from explorer.figures import query_cost as qc
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "profiles" / "cpu-epyc-1c"
+    info = qc.get_query_cost_info(folder, batch=1, context=128)
+    fits = fla.load_profiles(folder).fits
+    fits = fits[(fits["dtype"] == "fp32") & (fits["batch"] == 1) & (fits["context"] == 128)]
+    for model in ("zoo-target", "draft-w512-l12"):
+        m = info.model == model
+        want = fits[fits["model"] == model].sort_values("query")
+        composed = want["cpu_t_fixed_ms"] + want["layers"] * want["cpu_t_layer_ms"]
+        assert info.query[m].tolist() == want["query"].tolist()
+        np.testing.assert_allclose(info.ms[m], composed, rtol=1e-12)
+        np.testing.assert_allclose(info.relative[m], composed / composed.iloc[0], rtol=1e-12)
+        rel = dict(zip(info.query[m].tolist(), info.relative[m].tolist(), strict=True))
+        assert rel[1] == 1.0 and rel[4] < rel[3]  # the measured dip at q = 4 is shown
+    assert len(qc.plot_query_cost(info).data) == len(set(info.model)) + 1
+
+
+def test_query_cost_needs_three_query_lengths(profiles):
+    from explorer.figures import query_cost as qc
+
+    with pytest.raises(ValueError, match="query lengths"):
+        qc.get_query_cost_info(profiles, batch=1)  # the synthetic profiles have q = 1, 4
+    with pytest.raises(ValueError, match="min_queries >= 2"):
+        qc.get_query_cost_info(profiles, min_queries=1)
+
+
 def test_token_latency_composes_the_fit_and_keeps_timed_points(profiles):
     info = fla.get_token_latency_info(profiles, depths=range(1, 13))
     assert len(info.depth) == 4 * 12
