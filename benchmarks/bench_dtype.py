@@ -55,7 +55,7 @@ def compare(folder: str | Path, *, context: int, dtypes=("fp32", "bf16")) -> lis
                         "query": q,
                         **{f"{d}_ms": v for d, v in ms.items()},
                         "ratio": ms[dtypes[1]] / ms[dtypes[0]],
-                    }  # fmt: skip
+                    }
                 )
     return out
 

@@ -33,11 +33,11 @@ from perfmodel.latency_profiles import parse_samples
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
 
-# (hidden, layers) with 12.06·h²·L within 6 % of 50.6 M layer parameters.
 # Rows whose pooled samples' interquartile range is at most this fraction of their median: the
 # points measured precisely, where the held-out error is the model's own rather than noise's.
 PRECISE_REL_IQR = 0.10
 
+# (hidden, layers) with 12.06·h²·L within 6 % of 50.6 M layer parameters.
 EQUAL_PARAMS = ((2048, 1), (1408, 2), (1024, 4), (704, 8), (512, 16), (384, 28), (256, 64))
 
 

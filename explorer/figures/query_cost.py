@@ -162,7 +162,7 @@ def plot_query_cost(info: QueryCostInfo) -> go.Figure:
             name="q one-token passes",
             line={"color": "#999", "dash": "dash"},
             hovertemplate="q = %{x}: %{y}× (q separate passes)<extra></extra>",
-        )  # fmt: skip
+        )
     )
     fig.update_xaxes(title="tokens per row in the pass, q (= γ + 1 when verifying)", type="log")
     fig.update_yaxes(title=f"latency / latency at q = 1 ({STATISTIC_LABELS[info.statistic]})")
