@@ -49,16 +49,24 @@ def _arch(row, layers: int) -> ArchSpec:
     )  # fmt: skip
 
 
-def held_out(rows, *, statistic: str, flops_per_byte: float) -> dict[str, dict]:
+def held_out(
+    rows, *, statistic: str, flops_per_byte: float, gemm=None, exclude_gemms: bool = True
+) -> dict[str, dict]:
     """``{"corrected": ..., "pure": ...}``: the error summary of each left-out shape predicted
-    with the neighbour correction and with the pure parametric model, from one fit per shape."""
+    with the neighbour correction and with the pure parametric model, from one fit per shape.
+
+    ``gemm``: the device's GEMM table; with ``exclude_gemms`` the left-out shape's products are
+    dropped from it too (a shape whose layers and products were never timed)."""
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
     spread: dict[str, list[float]] = {}
     iqr = "cpu_iqr_ms" if statistic == "cpu_median_ms" else "iqr_ms"
     for key in keys:
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
-        m = LatencyModel.fit(rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k])
+        m = LatencyModel.fit(
+            rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k], gemm=gemm,
+            exclude_gemms=exclude_gemms,
+        )  # fmt: skip
         mine = rows[
             np.logical_and.reduce([rows[c] == v for c, v in zip(ARCH_KEY, key, strict=True)])
         ]
@@ -170,17 +178,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--statistic", default="auto")
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--dtype", default=None, help="rows of this dtype (default: the most frequent)")
+    p.add_argument(
+        "--gemm",
+        choices=("strict", "kept", "off"),
+        default="strict",
+        help="use the folder's gemm.csv with the left-out shape's products dropped (strict,"
+        " default), kept (as when its products were timed, a few seconds with"
+        " `specdec profile --gemm`), or not at all (off)",
+    )
     args = p.parse_args(argv)
 
-    full = LatencyModel.from_profiles(args.profiles, statistic=args.statistic, dtype=args.dtype)
+    full = LatencyModel.from_profiles(
+        args.profiles, statistic=args.statistic, dtype=args.dtype, use_gemm=args.gemm != "off"
+    )
     rows = load_profile_rows(args.profiles)
     rows = rows[rows["dtype"] == full.dtype]
-    both = held_out(rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte)
+    gemm = full.parametric.gemm
+    both = held_out(
+        rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte, gemm=gemm,
+        exclude_gemms=args.gemm == "strict",
+    )  # fmt: skip
     ho, pure = both["corrected"], both["pure"]
 
     print(f"profiles: {args.profiles} ({len(rows)} rows, {len(full.tables)} shapes, {full.dtype})")
     print(
         f"fitted statistic: {full.statistic}; ridge point {full.parametric.flops_per_byte:.1f} FLOP/byte"
+    )
+    gemm_note = {
+        "strict": "GEMM table without the left-out shape's products",
+        "kept": "GEMM table with the left-out shape's products",
+        "off": "no GEMM table",
+    }
+    print(
+        f"GEMM table: {len(gemm.pairs)} measured products; held-out mode: {gemm_note[args.gemm]}"
+        if gemm is not None
+        else "GEMM table: none"
     )
     print(
         "\nleave-one-architecture-out error, each shape predicted as never profiled "
@@ -237,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "profiles": str(args.profiles),
                 "statistic": full.statistic,
+                "gemm": args.gemm if gemm is not None else "none",
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},

@@ -23,6 +23,11 @@
 # at q = 2 / 3 / 4 on the EPYC, so a q that is not profiled is not safely interpolated); DTYPE=bf16
 # profiles in bf16. Pooling adds to the rows already in OUT_DIR: start from an empty folder (with
 # hardware.json) for a fresh profile.
+#
+# GEMM=1 times the linear-layer products of the same shapes instead (`specdec profile --gemm`, at
+# m = batch x query rows, into OUT_DIR/gemm.csv), plus those of the draft shapes the explorer
+# proposes for the zoo target (widths 128-1024, ffn 2, 8/3 and 4 x hidden, 1 or 2 query heads per
+# KV head), which the latency model composes never-profiled shapes from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 slug=$(python -c "import torch; torch.set_num_threads(1); from profiler.hardware_probe import device_slug; print(device_slug('cpu'))")
@@ -31,6 +36,7 @@ echo "profiling into $out" >&2
 rounds="${ROUNDS:-3}"
 query="${QUERY:-1,2,3,4,5,6,7,8,9,17}"
 common=(--device cpu --dtype "${DTYPE:-fp32}" --threads 1 --repeats 5 --warmup 1 --out "$out" --accumulate)
+[ -n "${GEMM:-}" ] && common+=(--gemm)
 
 for round in $(seq "$rounds"); do
 echo "round $round of $rounds" >&2
@@ -54,6 +60,20 @@ for w in ${ZOO_WIDTHS-128 256 512 1024}; do
     --heads $(( w / 64 )) --kv-heads $(( w / 64 )) --name "zoo-w${w}-l12" --depths 1,2,4,12 \
     --whole --batch 1,4 --context 128,512 --query "$query" "${common[@]}"
 done
+
+# GEMM=1: the search space's shapes for the zoo target (explorer.space defaults), products only.
+if [ -n "${GEMM:-}" ]; then
+  for w in 128 256 384 512 640 768 896 1024; do
+    for ffn in $(( (2 * w + 63) / 64 * 64 )) $(( (8 * w + 191) / 192 * 64 )) $(( (4 * w + 63) / 64 * 64 )); do
+      for kv in $(( w / 64 )) $(( w / 128 )); do
+        [ "$kv" -ge 1 ] || continue
+        specdec profile --model data/zoo/target --layers 2 --hidden "$w" --ffn "$ffn" \
+          --heads $(( w / 64 )) --kv-heads "$kv" --name "space-w${w}" --batch 1,4 \
+          --query "$query" "${common[@]}" > /dev/null
+      done
+    done
+  done
+fi
 
 # Seed-paper presets, batch 1: one and two layers, and opt-125m whole as well (12 layers).
 preset=(--batch 1 --context 128,512 --query "$query")

@@ -20,6 +20,7 @@ from perfmodel.acceptance_model import (
 )
 from perfmodel.arch import FAMILIES, ArchSpec
 from perfmodel.comparison import DraftComparison, compare_drafts
+from perfmodel.gemm_table import GemmTable
 from perfmodel.hardware import HardwareSpec, get_hardware, hardware_names
 from perfmodel.latency_fn import FixedLatency, LatencyFn
 from perfmodel.latency_model import ArchLatency, LatencyModel, load_profile_rows
@@ -40,6 +41,7 @@ __all__ = [
     "AcceptanceSource",
     "ArchLatency",
     "FixedAcceptance",
+    "GemmTable",
     "LatencyModel",
     "LeaveOneOutReport",
     "acceptance_from_file",

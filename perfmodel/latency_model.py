@@ -7,7 +7,11 @@ Two parts, both in the decomposition T = T_fixed(b, n, q) + L · T_layer(b, n, q
   (b, n, q): bytes read (weights, KV cache), FLOPs (weight products, attention), the roofline
   max(bytes / bandwidth, FLOPs / peak), per-token traffic and a per-layer / per-pass overhead.
   Fitted by non-negative least squares on relative error to every measured row (all depths), so
-  it predicts shapes that were never profiled.
+  it predicts shapes that were never profiled. Where the device folder has a GEMM table
+  (``gemm.csv``, :class:`perfmodel.gemm_table.GemmTable`), the time of the layer's and the head's
+  matrix products, measured one by one at m = b·q rows (or interpolated from the products
+  nearest in size), is one more regressor: it carries a CPU's kernel quirks, like the EPYC's
+  2-3-row products that cost more than 4-row ones, which no roofline-shaped term can.
 - **For a profiled architecture** (:class:`ProfiledLatency`): T_fixed and T_layer at each
   measured (b, n, q), from a non-negative depth fit of that architecture's rows, interpolated
   piecewise-linearly in (log b, log(1 + n), log q) after making the grid monotone in context
@@ -45,6 +49,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from perfmodel.arch import ArchSpec
+from perfmodel.gemm_table import GEMM_TABLE_FILE, GemmTable, model_gemms
 from perfmodel.latency_profiles import (
     ARCH_KEY,
     REQUIRED_COLUMNS,
@@ -131,6 +136,8 @@ class LatencyModel:
         device: str = "",
         neighbour_scale: float = 0.7,
         neighbour_shrink: float = 0.3,
+        gemm: GemmTable | None = None,
+        exclude_gemms: bool = True,
     ) -> LatencyModel:
         """Fit to profile rows (:func:`load_profile_rows`).
 
@@ -180,7 +187,22 @@ class LatencyModel:
         rows = rows[keep]
         if rows.empty:
             raise ValueError("every profiled architecture was excluded; nothing to fit.")
-        parametric = ParametricLatency.fit(rows, statistic=statistic, flops_per_byte=flops_per_byte)
+        if gemm is not None:
+            if gemm.dtype != dtype:
+                raise ValueError(
+                    f"the GEMM table's dtype must be the profiles' ({dtype!r}), but got {gemm.dtype!r}."
+                )
+            if drop and exclude_gemms:
+                gemm = gemm.without(
+                    p for k in drop
+                    for p in model_gemms(
+                        hidden=k[1], ffn=k[2], heads=k[3], kv_heads=k[4], vocab=k[5],
+                        opt=k[0] == "opt",
+                    )
+                )  # fmt: skip
+        parametric = ParametricLatency.fit(
+            rows, statistic=statistic, flops_per_byte=flops_per_byte, gemm=gemm
+        )
         tables = {}
         for key, g in rows.groupby(list(ARCH_KEY)):
             k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
@@ -204,11 +226,13 @@ class LatencyModel:
         dtype: str | None = None,
         statistic: str = "auto",
         exclude: Sequence[ArchSpec | tuple] = (),
+        use_gemm: bool = True,
     ) -> LatencyModel:
         """Fit to the profiles of one device: a ``data/profiles/<device>/`` folder or CSV paths.
 
         The ridge point (FLOPs per byte) comes from the folder's ``hardware.json`` when there is
-        one (peak FLOP/s of ``dtype`` over bandwidth). Raises ``ValueError`` for an empty or
+        one (peak FLOP/s of ``dtype`` over bandwidth), the measured matrix products from its
+        ``gemm.csv`` when it has rows of ``dtype`` (``use_gemm=False`` ignores them). Raises ``ValueError`` for an empty or
         missing folder and for malformed CSVs (see :func:`load_profile_rows`).
         """
         rows = load_profile_rows(path)
@@ -216,9 +240,11 @@ class LatencyModel:
             dtype = str(rows["dtype"].value_counts().idxmax())
         device = ""
         fpb = DEFAULT_FLOPS_PER_BYTE
+        gemm = None
         if isinstance(path, str | os.PathLike) and Path(path).is_dir():
             device = Path(path).name
             fpb = _ridge_point(Path(path) / "hardware.json", dtype) or fpb
+            gemm = _gemm_table(Path(path) / GEMM_TABLE_FILE, dtype) if use_gemm else None
         return cls.fit(
             rows,
             dtype=dtype,
@@ -226,6 +252,7 @@ class LatencyModel:
             flops_per_byte=fpb,
             exclude=exclude,
             device=device,
+            gemm=gemm,
         )
 
     def is_profiled(self, arch: ArchSpec) -> bool:
@@ -256,6 +283,18 @@ class LatencyModel:
     ) -> float | NDArray:
         """T(arch, b, n, q) in ms (shorthand for ``latency_fn(arch)(batch, context, query)``)."""
         return self.latency_fn(arch)(batch, context, query)
+
+
+def _gemm_table(path: Path, dtype: str) -> GemmTable | None:
+    if not path.is_file():
+        return None
+    table = GemmTable.from_csv(path)  # ValueError for a malformed table
+    if table.dtype == dtype:
+        return table
+    try:
+        return GemmTable.from_csv(path, dtype=dtype)
+    except ValueError:  # no rows of this dtype: the model does without
+        return None
 
 
 def _ridge_point(path: Path, dtype: str) -> float | None:

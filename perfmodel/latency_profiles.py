@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from perfmodel.gemm_table import GEMM_TABLE_FILE
+
 __all__ = [
     "ARCH_KEY",
     "BYTES_PER_PARAM",
@@ -43,7 +45,8 @@ def load_profile_rows(
     Parameters
     ----------
     paths : path or iterable of paths
-        A profile folder (every ``*.csv`` but ``*.fit.csv``) or CSV files.
+        A profile folder (every ``*.csv`` but ``*.fit.csv`` and the GEMM table ``gemm.csv``)
+        or CSV files.
 
     Returns
     -------
@@ -95,7 +98,10 @@ def _csv_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]])
     if isinstance(paths, str | os.PathLike):
         p = Path(paths)
         if p.is_dir():
-            files = sorted(f for f in p.glob("*.csv") if not f.name.endswith(".fit.csv"))
+            files = sorted(
+                f for f in p.glob("*.csv")
+                if not f.name.endswith(".fit.csv") and f.name != GEMM_TABLE_FILE
+            )  # fmt: skip
             if not files:
                 raise ValueError(f"no profile CSVs (<model>.csv) in {p}.")
             return files

@@ -15,6 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import least_squares, nnls
 
 from perfmodel.arch import ArchSpec
+from perfmodel.gemm_table import GemmTable
 from perfmodel.latency_profiles import BYTES_PER_PARAM
 
 __all__ = [
@@ -39,11 +40,11 @@ M_KNOTS = (1.0, 4.0, 16.0)
 LAYER_TERMS = (
     "overhead", "weight_bytes", "matmul_flops_m1_4",
     "matmul_flops_m4_16", "matmul_flops_m16_up", "roofline_max", "kv_bytes", "attention_flops",
-    "token_traffic", "width",
+    "token_traffic", "width", "gemm_ms",
 )  # fmt: skip
 FIXED_TERMS = (
     "overhead", "head_bytes", "head_flops_m1_4", "head_flops_m4_16", "head_flops_m16_up",
-    "roofline_max", "logits", "token_traffic",
+    "roofline_max", "logits", "token_traffic", "head_gemm_ms",
 )  # fmt: skip
 
 
@@ -62,7 +63,18 @@ def _layer_matmul_params(h, ffn, heads, kv, opt):
 
 
 def layer_terms(
-    *, hidden, ffn, heads, kv_heads, opt, batch, context, query, bytes_per_param, flops_per_byte
+    *,
+    hidden,
+    ffn,
+    heads,
+    kv_heads,
+    opt,
+    batch,
+    context,
+    query,
+    bytes_per_param,
+    flops_per_byte,
+    gemm_ms=0.0,
 ) -> NDArray:
     """Per-layer regressors, shape (..., len(LAYER_TERMS)); units bytes, FLOPs or counts.
 
@@ -77,7 +89,9 @@ def layer_terms(
     kv_bytes = b·(n + q)·2·kv_heads·head_dim·B; attention_flops = 4·b·q·(n + q)·h;
     token_traffic = b·q·(h + ffn) (activations, norms, element-wise work); width = h + ffn (a
     per-layer cost that grows with the width but not with the tokens: small-GEMV inefficiency,
-    norm and bias vectors; it halved the held-out error of the smallest and largest CPU drafts).
+    norm and bias vectors; it halved the held-out error of the smallest and largest CPU drafts);
+    gemm_ms = the layer's linear layers timed one by one at m rows (:class:`GemmTable`; 0 where
+    the device has no GEMM table).
     """
     h, f = np.asarray(hidden, float), np.asarray(ffn, float)
     a, kv = np.asarray(heads, float), np.asarray(kv_heads, float)
@@ -92,12 +106,14 @@ def layer_terms(
     ramps = [2 * params * r for r in _ramps(b * q)]
     terms = np.broadcast_arrays(
         np.ones_like(h), weight_bytes, *ramps, roof,
-        kv_bytes, attention, b * q * (h + f), h + f,
+        kv_bytes, attention, b * q * (h + f), h + f, np.asarray(gemm_ms, float),
     )  # fmt: skip
     return np.stack(terms, axis=-1)
 
 
-def fixed_terms(*, hidden, vocab, batch, query, bytes_per_param, flops_per_byte) -> NDArray:
+def fixed_terms(
+    *, hidden, vocab, batch, query, bytes_per_param, flops_per_byte, head_gemm_ms=0.0
+) -> NDArray:
     """Regressors of the part outside the layers, shape (..., len(FIXED_TERMS)).
 
     Notes
@@ -105,7 +121,8 @@ def fixed_terms(*, hidden, vocab, batch, query, bytes_per_param, flops_per_byte)
     head_bytes = vocab·h·B (the LM head is read whole, tied or not); head_flops_<segment> =
     2·vocab·h·(tokens beyond the first in the segment); roofline_max = max(head_bytes,
     2·b·q·vocab·h / flops_per_byte); logits = b·q·vocab (written in fp32); token_traffic = b·q·h
-    (embedding gather, final norm).
+    (embedding gather, final norm); head_gemm_ms = the head's product timed at m rows
+    (:class:`GemmTable`; 0 without one).
     """
     h, v = np.asarray(hidden, float), np.asarray(vocab, float)
     b, q = np.asarray(batch, float), np.asarray(query, float)
@@ -113,7 +130,10 @@ def fixed_terms(*, hidden, vocab, batch, query, bytes_per_param, flops_per_byte)
     head_bytes = v * h * B
     roof = np.maximum(head_bytes, 2 * b * q * v * h / flops_per_byte)
     ramps = [2 * v * h * r for r in _ramps(b * q)]
-    terms = np.broadcast_arrays(np.ones_like(h), head_bytes, *ramps, roof, b * q * v, b * q * h)
+    terms = np.broadcast_arrays(
+        np.ones_like(h), head_bytes, *ramps, roof, b * q * v, b * q * h,
+        np.asarray(head_gemm_ms, float),
+    )  # fmt: skip
     return np.stack(terms, axis=-1)
 
 
@@ -144,6 +164,32 @@ def _out(arr: NDArray) -> float | NDArray:
     return arr.item() if arr.ndim == 0 else arr
 
 
+def gemm_features(
+    gemm: GemmTable | None, *, hidden, ffn, heads, kv_heads, opt, vocab, batch, query
+) -> tuple[NDArray, NDArray]:
+    """(gemm_ms, head_gemm_ms) of each row: a layer's and the head's products at m = b·q rows.
+
+    Zeros without a table. Shapes are grouped, so a fit over thousands of rows of a few dozen
+    shapes asks the table a few dozen times.
+    """
+    b, q = np.broadcast_arrays(np.asarray(batch, float), np.asarray(query, float))
+    cols = np.broadcast_arrays(
+        *(np.asarray(x) for x in (hidden, ffn, heads, kv_heads, opt, vocab)), b
+    )[:-1]
+    if gemm is None:
+        return np.zeros(b.shape), np.zeros(b.shape)
+    m = (b * q).reshape(-1)
+    flat = [c.reshape(-1) for c in cols]
+    layer, head = np.empty(m.shape), np.empty(m.shape)
+    shapes = np.stack([c.astype(float) for c in flat], axis=1)
+    for shape in np.unique(shapes, axis=0):
+        sel = (shapes == shape).all(axis=1)
+        h, f, a, kv, o, v = (int(x) for x in shape)
+        layer[sel] = gemm.layer_ms(m[sel], hidden=h, ffn=f, heads=a, kv_heads=kv, opt=bool(o))
+        head[sel] = gemm.head_ms(m[sel], hidden=h, vocab=v)
+    return layer.reshape(b.shape), head.reshape(b.shape)
+
+
 # --- the parametric model -----------------------------------------------------------------------
 
 
@@ -161,12 +207,15 @@ class ParametricLatency:
         Bytes per parameter of the dtype the profiles were measured in.
     flops_per_byte : float
         Peak FLOP/s over bandwidth of the device (the roofline ridge point).
+    gemm : GemmTable, optional
+        Measured matrix-product times of the device, for the ``gemm_ms`` terms (zero without).
     """
 
     layer_coef: NDArray
     fixed_coef: NDArray
     bytes_per_param: float
     flops_per_byte: float
+    gemm: GemmTable | None = None
 
     def __post_init__(self) -> None:
         for name, n in (("layer_coef", len(LAYER_TERMS)), ("fixed_coef", len(FIXED_TERMS))):
@@ -181,8 +230,11 @@ class ParametricLatency:
         """(T_fixed, T_layer) in ms, broadcast over (batch, context, query)."""
         b, n, q = _check_bnq(batch, context, query)
         kw = {"bytes_per_param": self.bytes_per_param, "flops_per_byte": self.flops_per_byte}
-        lt = layer_terms(**_arch_arrays(arch), batch=b, context=n, query=q, **kw)
-        ft = fixed_terms(hidden=arch.hidden, vocab=arch.vocab, batch=b, query=q, **kw)
+        g, hg = gemm_features(self.gemm, **_arch_arrays(arch), vocab=arch.vocab, batch=b, query=q)
+        lt = layer_terms(**_arch_arrays(arch), batch=b, context=n, query=q, gemm_ms=g, **kw)
+        ft = fixed_terms(
+            hidden=arch.hidden, vocab=arch.vocab, batch=b, query=q, head_gemm_ms=hg, **kw
+        )
         return ft @ self.fixed_coef, lt @ self.layer_coef
 
     @classmethod
@@ -194,6 +246,7 @@ class ParametricLatency:
         flops_per_byte: float = DEFAULT_FLOPS_PER_BYTE,
         loss: str = "linear",
         f_scale: float = 0.05,
+        gemm: GemmTable | None = None,
     ) -> ParametricLatency:
         """Non-negative least squares on relative error over every row (all depths).
 
@@ -214,6 +267,17 @@ class ParametricLatency:
             raise ValueError(f"`rows` must hold one dtype, but got {sorted(dtypes)}.")
         B = BYTES_PER_PARAM[dtypes[0]]
         kw = {"bytes_per_param": B, "flops_per_byte": flops_per_byte}
+        shape = {
+            "hidden": rows["hidden"].to_numpy(),
+            "ffn": rows["ffn"].to_numpy(),
+            "heads": rows["heads"].to_numpy(),
+            "kv_heads": rows["kv_heads"].to_numpy(),
+            "opt": (rows["family"] == "opt").to_numpy(),
+        }
+        g, hg = gemm_features(
+            gemm, **shape, vocab=rows["vocab"].to_numpy(), batch=rows["batch"].to_numpy(),
+            query=rows["query"].to_numpy(),
+        )  # fmt: skip
         lt = layer_terms(
             hidden=rows["hidden"].to_numpy(),
             ffn=rows["ffn"].to_numpy(),
@@ -223,6 +287,7 @@ class ParametricLatency:
             batch=rows["batch"].to_numpy(),
             context=rows["context"].to_numpy(),
             query=rows["query"].to_numpy(),
+            gemm_ms=g,
             **kw,
         )
         ft = fixed_terms(
@@ -230,6 +295,7 @@ class ParametricLatency:
             vocab=rows["vocab"].to_numpy(),
             batch=rows["batch"].to_numpy(),
             query=rows["query"].to_numpy(),
+            head_gemm_ms=hg,
             **kw,
         )
         depth = rows["depth"].to_numpy(dtype=float)[:, None]
@@ -259,4 +325,5 @@ class ParametricLatency:
             fixed_coef=coef[:nf],
             bytes_per_param=B,
             flops_per_byte=flops_per_byte,
+            gemm=gemm,
         )

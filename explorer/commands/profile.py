@@ -23,8 +23,12 @@ preset (data/reference/), a Hugging Face folder or config.json, optionally with 
 Results are merged into <out>/<model>.csv (one row per depth, batch, context, query, dtype) and
 <out>/<model>.fit.csv (T_fixed_ms, T_layer_ms, fit residual); columns in data/README.md.
 
+With --gemm, no model is built: each linear layer's product y = x W^T (x: m x k, W: n x k) is
+timed at m = b * q rows for every batch and query given, and merged into <out>/gemm.csv.
+
 examples:
   specdec profile --model llama-7b --layers 4 --hidden 256 --ffn 688 --heads 4 --device cpu --json
+  specdec profile --model llama-7b --hidden 512 --ffn 1376 --heads 8 --gemm --query 1,2,3,4,5
   specdec profile --model llama-65b --device cpu --batch 1 --context 128 --query 1,4
   specdec profile --model data/zoo/target --device cpu --whole --depths 1,2,4
 """
@@ -85,6 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " the machine's drift",
     )
     parser.add_argument("--no-write", action="store_true", help="measure and print only")
+    parser.add_argument(
+        "--gemm",
+        action="store_true",
+        help="instead of forward passes, time the model's linear-layer products (q, k, v, o, MLP,"
+        " LM head) at m = batch x query rows, merged into <out>/gemm.csv: what the latency model"
+        " composes a never-profiled shape from (seconds; no model is built)",
+    )
 
 
 def _grid(args: argparse.Namespace) -> Any:
@@ -149,6 +160,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     recipe = resolve_model(args.model, overrides=overrides, name=args.name)
     out_dir = Path(args.out) if args.out else Path("data/profiles") / device_slug(device)
+    if args.gemm:
+        return _run_gemm(args, recipe, grid, device=device, dtype=dtype, out_dir=out_dir)
     hardware = hardware_for(device, cache_dir=out_dir, write=not args.no_write)
     points = grid.points()
     with tqdm(total=len(points), desc=recipe.name, unit="pt", leave=False) as bar:
@@ -202,6 +215,59 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _run_gemm(
+    args: argparse.Namespace, recipe: Any, grid: Any, *, device: str, dtype: str, out_dir: Any
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from explorer.cli import UsageError
+    from perfmodel.gemm_table import model_gemms
+    from profiler.gemm import profile_gemms, write_gemm_rows
+
+    arch = recipe.arch
+    if arch is None:
+        raise UsageError(
+            f"--gemm needs a model whose layers perfmodel describes (llama or opt family), "
+            f"but {recipe.name!r} is neither."
+        )
+    pairs = model_gemms(
+        hidden=arch.hidden, ffn=arch.ffn, heads=arch.heads, kv_heads=arch.kv_heads,
+        vocab=arch.vocab, opt=arch.family == "opt",
+    )  # fmt: skip
+    m_values = sorted({b * q for b in grid.batch for q in grid.query})
+    with tqdm(total=len(pairs), desc=f"{recipe.name} GEMMs", unit="product", leave=False) as bar:
+
+        def progress(label: str) -> None:
+            bar.set_postfix_str(label, refresh=False)
+            bar.update(1)
+
+        rows = profile_gemms(
+            pairs, m_values, device=device, dtype=dtype, warmup=args.warmup,
+            repeats=args.repeats, progress=progress,
+        )  # fmt: skip
+    paths: list[str] = []
+    if not args.no_write:
+        try:
+            paths = [str(write_gemm_rows(out_dir, rows, accumulate=args.accumulate))]
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    keep = ["k", "n", "m", "median_ms", "iqr_ms", "min_ms", "cpu_median_ms",
+            "achieved_bandwidth_bytes_per_s", "achieved_flops_per_s"]  # fmt: skip
+    return {
+        "model": recipe.name,
+        "source": recipe.source,
+        "gemm": True,
+        "device": str(rows["device"].iloc[0]),
+        "device_name": str(rows["device_name"].iloc[0]),
+        "dtype": dtype,
+        "threads": int(rows["threads"].iloc[0]),
+        "products": [list(p) for p in pairs],
+        "m": m_values,
+        "measurements": _records(rows[keep]),
+        "paths": paths,
+    }
+
+
 def _records(frame: Any) -> list[dict[str, Any]]:
     import math
 
@@ -224,7 +290,28 @@ def _fmt(v: Any, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _format_gemm(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['model']} ({result['source']}): {len(result['products'])} linear-layer products"
+        f" on {result['device_name']} [{result['device']}], {result['dtype']}, "
+        f"{result['threads']} threads",
+        "",
+        f"{'k':>6} {'n':>6} {'m':>4} {'median ms':>10} {'iqr ms':>8} {'GB/s':>7} {'GFLOP/s':>8}",
+    ]
+    for m in result["measurements"]:
+        lines.append(
+            f"{m['k']:>6} {m['n']:>6} {m['m']:>4} {m['median_ms']:>10.4f} {m['iqr_ms']:>8.4f} "
+            f"{m['achieved_bandwidth_bytes_per_s'] / 1e9:>7.2f} "
+            f"{m['achieved_flops_per_s'] / 1e9:>8.2f}"
+        )
+    if result["paths"]:
+        lines += ["", "wrote " + ", ".join(result["paths"])]
+    return "\n".join(lines)
+
+
 def format_text(result: dict[str, Any]) -> str:
+    if result.get("gemm"):
+        return _format_gemm(result)
     hw = result["hardware"]
     lines = [
         f"{result['model']} ({result['source']}, {result['layers']} layers) on "

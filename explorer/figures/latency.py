@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from explorer.figures._plotly import PALETTE, go_module, new_figure, new_subplots, style
 from perfmodel.arch import ArchSpec
+from perfmodel.gemm_table import GEMM_TABLE_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -118,7 +119,7 @@ class DepthEffectInfo(NamedTuple):
 
 
 def _csv_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.csv") if p.is_file())
+    return sorted(p for p in folder.rglob("*.csv") if p.is_file() and p.name != GEMM_TABLE_FILE)
 
 
 def load_profiles(path: str | os.PathLike[str]) -> ProfileSet:

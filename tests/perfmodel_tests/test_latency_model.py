@@ -27,9 +27,12 @@ CPU_PROFILE = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
 # Both committed CPU profiles: the Xeon's (query 1, 4, 17) and the EPYC's (query 1..9 and 17).
 CPU_PROFILES = [CPU_PROFILE, REPO / "data" / "profiles" / "cpu-epyc-1c"]
 
-# A known "true" device: per-layer overhead, bandwidth and FLOP terms (ms per unit).
-TRUE_LAYER = np.array([0.2, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1e-4])
-TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 2e-6, 0.0])
+# A known "true" device: per-layer overhead, bandwidth and FLOP terms (ms per unit); no GEMM
+# table (the last, gemm_ms term is zero).
+TRUE_LAYER = np.array(
+    [0.2, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1e-4, 0.0]
+)
+TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 2e-6, 0.0, 0.0])
 WIDTHS = (128, 256, 512, 1024)
 
 

@@ -1,0 +1,101 @@
+"""profiler.gemm: timing linear-layer products, merging gemm.csv; `specdec profile --gemm`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from explorer.cli import main
+from perfmodel.gemm_table import GemmTable
+from perfmodel.latency_profiles import load_profile_rows
+from profiler.gemm import GEMM_COLUMNS, profile_gemms, write_gemm_rows
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_profile_gemms_rows_and_columns(one_thread):
+    rows = profile_gemms([(32, 48), (64, 16)], [1, 3], repeats=3, cycle_bytes=1 << 16)
+    assert list(rows.columns) == list(GEMM_COLUMNS)
+    assert len(rows) == 4 and set(zip(rows["k"], rows["n"], strict=True)) == {(32, 48), (64, 16)}
+    assert (rows["median_ms"] > 0).all() and (rows["repeats"] == 3).all()
+    assert (rows["cpu_median_ms"] > 0).all()  # one thread on CPU: process time kept
+    assert (rows["samples_ms"].str.count(";") == 2).all()
+    # enough copies of each weight to fill the cycle (32 x 48 fp32 = 6 KiB -> 11 copies)
+    assert rows.loc[rows["k"] == 32, "cycle_bytes"].iloc[0] == 11 * 32 * 48 * 4
+    assert (rows["achieved_flops_per_s"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("pairs", "ms", "kw", "match"),
+    [
+        ([(0, 4)], [1], {}, "k >= 1"),
+        ([], [1], {}, "at least one"),
+        ([(4, 4)], [0], {}, "m >= 1"),
+        ([(4, 4)], [1], {"dtype": "int8"}, "dtype"),
+        ([(4, 4)], [1], {"repeats": 0}, "repeats"),
+    ],
+)
+def test_profile_gemms_bad_input(pairs, ms, kw, match):
+    with pytest.raises(ValueError, match=match):
+        profile_gemms(pairs, ms, **kw)
+
+
+def test_write_merges_replaces_and_pools(tmp_path, one_thread):
+    first = profile_gemms([(16, 16)], [1, 2], repeats=2, cycle_bytes=0)
+    path = write_gemm_rows(tmp_path, first)
+    assert path == tmp_path / "gemm.csv" and not list(tmp_path.glob(".*tmp"))
+    second = profile_gemms([(16, 16), (8, 8)], [1], repeats=3, cycle_bytes=0)
+    merged = pd.read_csv(write_gemm_rows(tmp_path, second))
+    assert len(merged) == 3  # (16,16,m=1) replaced, (16,16,m=2) kept, (8,8,1) added
+    row = merged[(merged["k"] == 16) & (merged["m"] == 1)].iloc[0]
+    assert row["repeats"] == 3 and row["runs"] == 1
+    pooled = pd.read_csv(write_gemm_rows(tmp_path, second, accumulate=True))
+    row = pooled[(pooled["k"] == 16) & (pooled["m"] == 1)].iloc[0]
+    assert row["repeats"] == 6 and row["runs"] == 2
+    assert len(str(row["samples_ms"]).split(";")) == 6
+    table = GemmTable.from_csv(path)
+    assert table.pairs == [(8, 8), (16, 16)] and table.statistic == "cpu_median_ms"
+
+
+def test_write_refuses_a_broken_table(tmp_path):
+    (tmp_path / "gemm.csv").write_text("a,b\n1,2\n")
+    rows = pd.DataFrame([{"dtype": "fp32", "k": 1, "n": 1, "m": 1, "median_ms": 1.0}])
+    with pytest.raises(ValueError, match="lacks"):
+        write_gemm_rows(tmp_path, rows)
+    assert (tmp_path / "gemm.csv").read_text() == "a,b\n1,2\n"  # nothing lost
+
+
+def test_cli_profile_gemm_json_and_profile_readers_skip_the_table(tmp_path, capsys, one_thread):
+    argv = ["profile", "--model", "llama-7b", "--layers", "2", "--hidden", "64", "--ffn", "128",
+            "--heads", "1", "--kv-heads", "1", "--gemm", "--batch", "1,2", "--query", "1,3",
+            "--repeats", "2", "--out", str(tmp_path), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["gemm"] and result["m"] == [1, 2, 3, 6]
+    # q, k, v, o (64 x 64), gate/up (64 -> 128), down (128 -> 64), head (64 -> 32000)
+    assert sorted(map(tuple, result["products"])) == [(64, 64), (64, 128), (64, 32000), (128, 64)]
+    rows = pd.read_csv(tmp_path / "gemm.csv")
+    assert len(rows) == 4 * 4 and (rows["threads"] == 1).all()
+    with pytest.raises(ValueError, match="no profile CSVs"):  # the table is not a model profile
+        load_profile_rows(tmp_path)
+
+
+def test_cli_profile_gemm_bad_input_exits_2(tmp_path, capsys):
+    argv = ["profile", "--model", "no-such-model", "--gemm", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-such-model" in err[0]
+    (tmp_path / "gemm.csv").write_text("a,b\n1,2\n")
+    argv = ["profile", "--model", "llama-7b", "--hidden", "64", "--ffn", "64", "--heads", "1",
+            "--kv-heads", "1", "--gemm", "--repeats", "1", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 2
+    assert "lacks" in capsys.readouterr().err
