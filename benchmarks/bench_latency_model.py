@@ -4,7 +4,10 @@
    other shapes and predict every row (all depths, batches, contexts, queries) of the left-out
    one as a shape never profiled: the parametric model corrected by its profiled neighbours
    (``NeighbourCorrection``), and, for comparison, the pure parametric model. Goal on CPU:
-   median |error| <= 5 %, worst <= 15 %.
+   median |error| <= 5 %, worst <= 15 %. Where the folder has a GEMM table (``gemm.csv``), the
+   left-out shape's matrix products are dropped from it too (``--gemm strict``, default: a shape
+   nothing was timed of); ``--gemm kept`` keeps them (a shape whose products were timed, seconds
+   with ``specdec profile --gemm``, but not its forward passes); ``--gemm off`` ignores the table.
    Beside it, the noise floor: how far one profiling run's median is from the pooled median of
    several runs of the same point (profiles made with ``--accumulate``).
 2. Depth vs width: per-token decoding latency T(b=1, n, q=1) of llama-layout drafts with about
@@ -15,6 +18,7 @@
 Prints the figures, then one JSON line.
 
 Usage: python benchmarks/bench_latency_model.py [--profiles DIR] [--statistic auto] [--dtype D]
+       [--gemm strict|kept|off]
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Profile the seed-paper presets and the draft grid on one CUDA GPU, in one Python process
-# (imports once), writing data/profiles-style CSVs to $OUT/profiles/<device slug>/.
+# (imports once), writing data/profiles-style CSVs to $OUT/profiles/<device slug>/, and each
+# profiled model's linear-layer products at every m = batch x query of its grid into gemm.csv
+# there (the GEMM table the latency model composes never-profiled shapes from).
 #
 #   OUT=/tmp/out bash benchmarks/gpu_profile.sh            # CUDA, bf16: about 5-7 minutes on an H200
 #   OUT=/tmp/out PROFILE_TINY=1 bash benchmarks/gpu_profile.sh   # CPU smoke test, tiny grid, ~1 min
@@ -23,7 +25,9 @@ from pathlib import Path
 
 import torch
 
+from perfmodel.gemm_table import model_gemms
 from profiler.build import resolve_model
+from profiler.gemm import profile_gemms, write_gemm_rows
 from profiler.hardware_probe import device_slug, hardware_for
 from profiler.layers import ProfileGrid, profile_model
 from profiler.profile_store import write_profile
@@ -79,6 +83,13 @@ for i, (model, overrides, name, grid) in enumerate(jobs):
         recipe = resolve_model(model, overrides=overrides, name=name)
         prof = profile_model(recipe, grid=grid, device=device, dtype=dtype, hardware=hw)
         paths = write_profile(prof, out).paths
+        a = recipe.arch
+        if a is not None:
+            pairs = model_gemms(hidden=a.hidden, ffn=a.ffn, heads=a.heads, kv_heads=a.kv_heads,
+                                vocab=a.vocab, opt=a.family == "opt")
+            ms = sorted({b * q for b in grid.batch for q in grid.query})
+            write_gemm_rows(out, profile_gemms(pairs, ms, device=device, dtype=dtype,
+                                               warmup=grid.warmup, repeats=grid.repeats))
         fits = prof.fits
         print(f"[{time.time() - t0:6.1f}s] {recipe.name}: {len(prof.rows)} rows; "
               f"T_layer(b=1, q=1) = {fits['t_layer_ms'].iloc[0]:.3f} ms, "

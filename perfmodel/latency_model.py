@@ -193,13 +193,15 @@ class LatencyModel:
                     f"the GEMM table's dtype must be the profiles' ({dtype!r}), but got {gemm.dtype!r}."
                 )
             if drop and exclude_gemms:
-                gemm = gemm.without(
+                gone = {
                     p for k in drop
                     for p in model_gemms(
                         hidden=k[1], ffn=k[2], heads=k[3], kv_heads=k[4], vocab=k[5],
                         opt=k[0] == "opt",
                     )
-                )  # fmt: skip
+                }  # fmt: skip
+                # nothing left: fit without the GEMM terms
+                gemm = gemm.without(gone) if set(gemm.pairs) - gone else None
         parametric = ParametricLatency.fit(
             rows, statistic=statistic, flops_per_byte=flops_per_byte, gemm=gemm
         )
@@ -232,8 +234,9 @@ class LatencyModel:
 
         The ridge point (FLOPs per byte) comes from the folder's ``hardware.json`` when there is
         one (peak FLOP/s of ``dtype`` over bandwidth), the measured matrix products from its
-        ``gemm.csv`` when it has rows of ``dtype`` (``use_gemm=False`` ignores them). Raises ``ValueError`` for an empty or
-        missing folder and for malformed CSVs (see :func:`load_profile_rows`).
+        ``gemm.csv`` when it has rows of ``dtype`` (``use_gemm=False`` ignores them). Raises
+        ``ValueError`` for an empty or missing folder and for malformed CSVs (see
+        :func:`load_profile_rows`, :meth:`GemmTable.from_csv`).
         """
         rows = load_profile_rows(path)
         if dtype is None:

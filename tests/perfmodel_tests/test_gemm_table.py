@@ -208,3 +208,15 @@ def test_committed_epyc_gemm_table_covers_its_profiled_shapes():
     model = LatencyModel.from_profiles(EPYC)
     assert model.parametric.gemm is not None and model.dtype == "fp32"
     assert LatencyModel.from_profiles(EPYC, use_gemm=False).parametric.gemm is None
+
+
+def test_a_table_of_only_the_left_out_shape_leaves_the_gemm_terms_out():
+    rows = _profile_rows()
+    held = _arch(384)
+    only = GemmTable.from_rows(_gemm_rows(model_gemms(
+        hidden=384, ffn=held.ffn, heads=held.heads, kv_heads=held.kv_heads, vocab=4096, opt=False,
+    )))  # fmt: skip
+    m = LatencyModel.fit(rows, exclude=[held], gemm=only)
+    assert m.parametric.gemm is None
+    kept = LatencyModel.fit(rows, exclude=[held], gemm=only, exclude_gemms=False)
+    assert kept.parametric.gemm is not None and (384, 384) in kept.parametric.gemm.curves
