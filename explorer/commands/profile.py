@@ -96,6 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " LM head) at m = batch x query rows, merged into <out>/gemm.csv: what the latency model"
         " composes a never-profiled shape from (seconds; no model is built)",
     )
+    parser.add_argument(
+        "--gemm-cycle-mib",
+        type=float,
+        default=256.0,
+        metavar="MIB",
+        help="with --gemm: cycle each product through copies of its weight filling this many MiB,"
+        " so it comes from memory as in a forward pass (default 256; 0: one copy, cache-warm)",
+    )
 
 
 def _grid(args: argparse.Namespace) -> Any:
@@ -224,6 +232,8 @@ def _run_gemm(
     from perfmodel.gemm_table import model_gemms
     from profiler.gemm import profile_gemms, write_gemm_rows
 
+    if not args.gemm_cycle_mib >= 0:
+        raise UsageError(f"`--gemm-cycle-mib >= 0` must hold, but got {args.gemm_cycle_mib}.")
     arch = recipe.arch
     if arch is None:
         raise UsageError(
@@ -243,7 +253,7 @@ def _run_gemm(
 
         rows = profile_gemms(
             pairs, m_values, device=device, dtype=dtype, warmup=args.warmup,
-            repeats=args.repeats, progress=progress,
+            repeats=args.repeats, cycle_bytes=int(args.gemm_cycle_mib * 2**20), progress=progress,
         )  # fmt: skip
     paths: list[str] = []
     if not args.no_write:

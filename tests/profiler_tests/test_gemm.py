@@ -77,7 +77,7 @@ def test_write_refuses_a_broken_table(tmp_path):
 def test_cli_profile_gemm_json_and_profile_readers_skip_the_table(tmp_path, capsys, one_thread):
     argv = ["profile", "--model", "llama-7b", "--layers", "2", "--hidden", "64", "--ffn", "128",
             "--heads", "1", "--kv-heads", "1", "--gemm", "--batch", "1,2", "--query", "1,3",
-            "--repeats", "2", "--out", str(tmp_path), "--json"]  # fmt: skip
+            "--repeats", "2", "--gemm-cycle-mib", "1", "--out", str(tmp_path), "--json"]  # fmt: skip
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["gemm"] and result["m"] == [1, 2, 3, 6]
@@ -99,3 +99,7 @@ def test_cli_profile_gemm_bad_input_exits_2(tmp_path, capsys):
             "--kv-heads", "1", "--gemm", "--repeats", "1", "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 2
     assert "lacks" in capsys.readouterr().err
+    argv = ["profile", "--model", "llama-7b", "--gemm", "--gemm-cycle-mib", "-1", "--no-write"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--gemm-cycle-mib >= 0" in err[0]
