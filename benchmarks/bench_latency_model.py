@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from perfmodel.arch import ArchSpec
 from perfmodel.latency_model import ARCH_KEY, LatencyModel, load_profile_rows
@@ -64,6 +65,7 @@ def held_out(
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
     spread: dict[str, list[float]] = {}
+    footprint: dict[str, list[float]] = {}
     iqr = "cpu_iqr_ms" if statistic == "cpu_median_ms" else "iqr_ms"
     for key in keys:
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
@@ -76,6 +78,7 @@ def held_out(
         ]
         name = ",".join(sorted(set(mine["model"])))
         spread[name] = list(mine[iqr] / mine[m.statistic]) if iqr in mine else [np.nan] * len(mine)
+        footprint[name] = [_weight_bytes(_arch(r, r.depth)) for r in mine.itertuples()]
         for kind, corrected in (("corrected", True), ("pure", False)):
             errors[kind][name] = [
                 m.latency_fn(_arch(r, r.depth), profiled=corrected)(r.batch, r.context, r.query)
@@ -83,7 +86,53 @@ def held_out(
                 - 1
                 for r in mine.itertuples()
             ]
-    return {kind: _summary(per, statistic, spread) for kind, per in errors.items()}
+    out = {kind: _summary(per, statistic, spread) for kind, per in errors.items()}
+    out["errors"], out["footprint"] = errors["corrected"], footprint
+    return out
+
+
+def _weight_bytes(arch: ArchSpec) -> float:
+    """fp32 bytes of a model's weights: its layers, LM head and (untied) embedding."""
+    head = arch.vocab * arch.hidden * (1 if arch.tied_embeddings else 2)
+    return 4.0 * (arch.layers * arch.layer_param_count + head)
+
+
+def cache_split(errors: dict, footprint: dict, cache_bytes: float) -> dict:
+    """Held-out |error| of rows whose model's fp32 weights fit in ``cache_bytes`` and of the rest."""
+    e = np.abs(np.concatenate([np.array(v, float) for v in errors.values()]))
+    f = np.concatenate([np.array(footprint[k], float) for k in errors])
+    out = {}
+    for label, sel in (("fits", f < cache_bytes), ("larger", f >= cache_bytes)):
+        out[label] = {
+            "rows": int(sel.sum()),
+            "median_abs_error": float(np.median(e[sel])) if sel.any() else None,
+            "rows_over_15pct": int((e[sel] > 0.15).sum()),
+        }
+    return out
+
+
+def layer_over_products(folder: Path, model: LatencyModel, *, context: int) -> dict[str, list]:
+    """Per profiled shape: its fitted T_layer (``*.fit.csv``, b = 1) over the sum of its layer's
+    products at m = q from the GEMM table, one ratio per profiled q."""
+    gemm = model.parametric.gemm
+    out: dict[str, list] = {}
+    column = "cpu_t_layer_ms" if model.statistic == "cpu_median_ms" else "t_layer_ms"
+    for path in sorted(folder.glob("*.fit.csv")):
+        fits = pd.read_csv(path)
+        fits = fits[(fits["dtype"] == model.dtype) & (fits["batch"] == 1)]
+        fits = fits[fits["context"] == context].sort_values("query")
+        if fits.empty or gemm is None:
+            continue
+        r = fits.iloc[0]
+        products = gemm.layer_ms(
+            fits["query"].to_numpy(float), hidden=int(r.hidden), ffn=int(r.ffn),
+            heads=int(r.heads), kv_heads=int(r.kv_heads), opt=r.family == "opt",
+        )  # fmt: skip
+        out[str(r.model)] = [
+            (int(q), float(t / p))
+            for q, t, p in zip(fits["query"], fits[column], products, strict=True)
+        ]
+    return out
 
 
 def _summary(
@@ -190,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         " default), kept (as when its products were timed, a few seconds with"
         " `specdec profile --gemm`), or not at all (off)",
     )
+    p.add_argument(
+        "--cache-mib",
+        type=float,
+        default=32.0,
+        help="last-level cache size for the split of the held-out error by model size (default"
+        " 32: the profiled EPYC's L3)",
+    )
     args = p.parse_args(argv)
 
     full = LatencyModel.from_profiles(
@@ -245,6 +301,24 @@ def main(argv: list[str] | None = None) -> int:
         f"p90 {pure['p90_abs_error']:.1%}, worst {pure['worst_abs_error']:.1%}"
     )
 
+    split = cache_split(both["errors"], both["footprint"], args.cache_mib * 2**20)
+    print(
+        f"by model size: rows of models whose fp32 weights fit in {args.cache_mib:g} MiB: "
+        f"{split['fits']['rows']} (median {split['fits']['median_abs_error'] or 0:.1%}, "
+        f"{split['fits']['rows_over_15pct']} over 15%); larger: {split['larger']['rows']} "
+        f"(median {split['larger']['median_abs_error'] or 0:.1%}, "
+        f"{split['larger']['rows_over_15pct']} over 15%)"
+    )
+    ratios = layer_over_products(Path(args.profiles), full, context=args.context)
+    if ratios:
+        print(
+            f"\nfitted T_layer over the sum of its products (GEMM table), b=1, n={args.context}, "
+            "min-max over q:"
+        )
+        for name, rq in ratios.items():
+            v = [r for _, r in rq]
+            print(f"  {name[:40]:40} {min(v):5.2f} - {max(v):5.2f}  (q = {rq[0][0]}..{rq[-1][0]})")
+
     rep = repeatability(rows, full.statistic)
     if rep is not None:
         print(
@@ -276,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                 "gemm": args.gemm if gemm is not None else "none",
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
+                "held_out_by_model_size": {"cache_mib": args.cache_mib, **split},
+                "layer_over_products": ratios,
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},
                 "repeatability": rep,
                 "depth_vs_width": dvw,
