@@ -11,7 +11,6 @@ Columns are documented in ``data/README.md`` ("GEMM table").
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ import pandas as pd
 from perfmodel.atomic import atomic_write_text
 from perfmodel.gemm_table import GEMM_TABLE_FILE
 from perfmodel.latency_profiles import BYTES_PER_PARAM, parse_samples
+from profiler.timing import TimingResult, time_callable
 
 __all__ = ["GEMM_COLUMNS", "GEMM_KEY", "profile_gemms", "write_gemm_rows"]
 
@@ -41,11 +41,8 @@ CYCLE_BYTES = 256 * 2**20
 def _stats(samples: Sequence[float], prefix: str = "") -> dict[str, float]:
     if not samples:
         return {f"{prefix}median_ms": float("nan"), f"{prefix}iqr_ms": float("nan")}
-    iqr = 0.0
-    if len(samples) >= 2:
-        q = statistics.quantiles(samples, n=4, method="inclusive")
-        iqr = q[2] - q[0]
-    return {f"{prefix}median_ms": statistics.median(samples), f"{prefix}iqr_ms": iqr}
+    t = TimingResult(tuple(samples))
+    return {f"{prefix}median_ms": t.median_ms, f"{prefix}iqr_ms": t.iqr_ms}
 
 
 def _joined(samples: Sequence[float]) -> str:
@@ -56,7 +53,7 @@ def _row(
     k: int, n: int, m: int, wall: list[float], cpu: list[float], env: dict[str, Any], warmup: int
 ) -> dict[str, Any]:
     B = BYTES_PER_PARAM[env["dtype"]]
-    median = statistics.median(wall)
+    median = TimingResult(tuple(wall)).median_ms
     return {
         "k": k, "n": n, "m": m, **_stats(wall), "min_ms": min(wall), "max_ms": max(wall),
         "repeats": len(wall), "warmup": warmup, "runs": 1, "samples_ms": _joined(wall),
@@ -152,24 +149,19 @@ def profile_gemms(
                 for _ in range(warmup):
                     linear(xs[m], ws[turn % copies])
                     turn += 1
-            if cuda:
-                torch.cuda.synchronize(device)
             for r in range(repeats):
                 for m in ms_sorted if r % 2 == 0 else reversed(ms_sorted):
-                    w = ws[turn % copies]
+                    x, w = xs[m], ws[turn % copies]
                     turn += 1
-                    if cuda:
-                        start = torch.cuda.Event(enable_timing=True)
-                        end = torch.cuda.Event(enable_timing=True)
-                        torch.cuda.synchronize(device)
-                        start.record()
-                        linear(xs[m], w)
-                        end.record()
-                        end.synchronize()
-                        wall[m].append(float(start.elapsed_time(end)))
+                    if cuda:  # CUDA events around the call, synchronised
+                        res = time_callable(
+                            lambda x=x, w=w: linear(x, w), device=device, warmup=0, repeats=1
+                        )
+                        wall[m].extend(res.samples_ms)
                         continue
+                    # CPU: both clocks read right around the call (no Python between them)
                     c0, t0 = time.process_time_ns(), time.perf_counter_ns()
-                    linear(xs[m], w)
+                    linear(x, w)
                     wall[m].append((time.perf_counter_ns() - t0) / 1e6)
                     cpu[m].append((time.process_time_ns() - c0) / 1e6)
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
