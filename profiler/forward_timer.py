@@ -16,10 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from profiler.build import ModelRecipe, _cycle, build_model
 from profiler.timing import TimingResult, time_callable
 
-__all__ = ["DepthTiming", "HFForwardTimer", "Measure"]
+__all__ = ["MAX_REPEATS", "DepthTiming", "HFForwardTimer", "Measure"]
+
+# Most timed calls per depth and point that ``min_time_ms`` may ask for.
+MAX_REPEATS = 200
 
 
 class Measure(Protocol):
@@ -63,13 +68,23 @@ class HFForwardTimer:
         Parameter and cache dtype.
     repeats, warmup : int
         Timed calls per depth and untimed calls per depth before them.
+    min_time_ms : float
+        More rounds after ``repeats`` until the timed calls of a point add up to this many ms
+        (each depth the same number of calls, at most :data:`MAX_REPEATS`); 0: ``repeats``.
     """
 
     def __init__(
-        self, recipe: ModelRecipe, *, device: str, dtype: str, repeats: int, warmup: int
+        self,
+        recipe: ModelRecipe,
+        *,
+        device: str,
+        dtype: str,
+        repeats: int,
+        warmup: int,
+        min_time_ms: float = 0.0,
     ) -> None:
         self.recipe, self.device, self.dtype = recipe, device, dtype
-        self.repeats, self.warmup = repeats, warmup
+        self.repeats, self.warmup, self.min_time_ms = repeats, warmup, min_time_ms
         self._depth: int | None = None
         self._model: Any = None
         self._layers: Any = None
@@ -149,7 +164,8 @@ class HFForwardTimer:
                 self._check(caches[d], ids, batch=batch, context=context, query=query)
             # process CPU time of each call, read around the forward pass itself
             cpu_ms: dict[int, list[float]] = {d: [] for d in depths}
-            for r in range(self.repeats):
+            r = 0
+            while r < self._rounds(samples):
                 # round-robin over depths; reverse every other round so no depth always goes first
                 for d in depths if r % 2 == 0 else list(reversed(depths)):
                     self._set_depth(d)
@@ -172,12 +188,22 @@ class HFForwardTimer:
                     )
                     samples[d].extend(res.samples_ms)
                     del cpu_ms[d][: len(cpu_ms[d]) - len(samples[d])]  # drop the warm-up calls
+                r += 1
             self._set_depth(self._depth)
         keep_cpu = self.device == "cpu" and torch.get_num_threads() == 1
         return {
             d: DepthTiming(tuple(s), cpu_samples_ms=tuple(cpu_ms[d]) if keep_cpu else ())
             for d, s in samples.items()
         }
+
+    def _rounds(self, samples: dict[int, list[float]]) -> int:
+        """Rounds to time: ``repeats``, or more until ``min_time_ms`` is reached."""
+        done = min(len(s) for s in samples.values())
+        if self.min_time_ms <= 0 or done == 0:
+            return self.repeats
+        per_round_ms = sum(sum(s) for s in samples.values()) / done
+        need = int(np.ceil(self.min_time_ms / max(per_round_ms, 1e-9)))
+        return int(min(max(self.repeats, need), max(MAX_REPEATS, self.repeats)))
 
     def _check(self, cache: Any, ids: Any, *, batch: int, context: int, query: int) -> None:
         """Check what is timed before timing it: right logits shape, finite, cache grown by q."""

@@ -85,6 +85,12 @@ class ProfileGrid:
         Also time the full-depth model (when it is not one of ``depths``).
     repeats, warmup : int
         Timed and untimed calls per point (repeats >= 1, warmup >= 0).
+    min_time_ms : float
+        Keep timing a point beyond ``repeats`` until its timed calls add up to this many ms
+        (at most :data:`profiler.forward_timer.MAX_REPEATS` calls per depth; 0: exactly
+        ``repeats``). Short passes are the noisiest: on a shared VM a ~1 ms pass had an
+        interquartile range of 10-47% of its median over 5-40 calls, so a fixed handful of calls
+        fits a long pass well and a short one poorly.
     """
 
     batch: tuple[int, ...] = (1,)
@@ -94,6 +100,7 @@ class ProfileGrid:
     whole: bool = False
     repeats: int = 5
     warmup: int = 1
+    min_time_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for name, low in (("batch", 1), ("context", 0), ("query", 1), ("depths", 1)):
@@ -114,6 +121,10 @@ class ProfileGrid:
             raise ValueError(
                 f"`repeats >= 1 and warmup >= 0` must hold, but got repeats={self.repeats}, "
                 f"warmup={self.warmup}."
+            )
+        if not (np.isfinite(self.min_time_ms) and self.min_time_ms >= 0):
+            raise ValueError(
+                f"`min_time_ms >= 0` must hold, but got min_time_ms={self.min_time_ms!r}."
             )
 
     def points(self) -> list[tuple[int, int, int]]:
@@ -220,7 +231,14 @@ def profile_model(
     timed_depths = depths + ([full] if grid.whole and full not in depths else [])
     own = measure is None
     timer = (
-        HFForwardTimer(recipe, device=device, dtype=dtype, repeats=grid.repeats, warmup=grid.warmup)
+        HFForwardTimer(
+            recipe,
+            device=device,
+            dtype=dtype,
+            repeats=grid.repeats,
+            warmup=grid.warmup,
+            min_time_ms=grid.min_time_ms,
+        )  # fmt: skip
         if own
         else measure
     )

@@ -9,6 +9,7 @@ Rows are merged into ``<out>/<model>.csv`` and ``<out>/<model>.fit.csv`` (data/R
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 HELP = "measure per-layer forward latency of a model on this CPU/GPU (depth differencing)"
@@ -76,6 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per point (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
     parser.add_argument(
+        "--min-time-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="time each point beyond --repeats until its timed calls add up to MS milliseconds"
+        " (at most 200 calls per depth): more samples for short, noisy passes (default 0: off)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch CPU threads (default torch's; part of the device name)"
     )
     parser.add_argument(
@@ -115,6 +124,8 @@ def _grid(args: argparse.Namespace) -> Any:
         raise UsageError(
             f"`--repeats >= 1 and --warmup >= 0` must hold, but got {args.repeats}, {args.warmup}."
         )
+    if not (math.isfinite(args.min_time_ms) and args.min_time_ms >= 0):
+        raise UsageError(f"`--min-time-ms >= 0` must hold, but got {args.min_time_ms}.")
     depths = int_list(args.depths, flag="--depths")
     if len(set(depths)) < 2:
         raise UsageError(f"--depths needs at least two distinct depths, but got {args.depths!r}.")
@@ -126,6 +137,7 @@ def _grid(args: argparse.Namespace) -> Any:
         whole=args.whole,
         repeats=args.repeats,
         warmup=args.warmup,
+        min_time_ms=args.min_time_ms,
     )
 
 
@@ -194,8 +206,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = profile.rows
     first = rows.iloc[0]
     keep = [
-        "depth", "batch", "context", "query", "median_ms", "iqr_ms", "min_ms", "roofline_ms",
-        "roofline_bound", "achieved_bandwidth_bytes_per_s", "bandwidth_fraction", "loadavg_1m",
+        "depth", "batch", "context", "query", "median_ms", "iqr_ms", "min_ms", "repeats",
+        "roofline_ms", "roofline_bound", "achieved_bandwidth_bytes_per_s", "bandwidth_fraction", "loadavg_1m",
     ]  # fmt: skip
     fit_keep = [
         "batch", "context", "query", "t_fixed_ms", "t_layer_ms", "fit_residual_ms",

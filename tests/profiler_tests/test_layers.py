@@ -89,6 +89,9 @@ def test_grid_validation():
         ProfileGrid(depths=(2,))
     with pytest.raises(ValueError, match="query"):
         ProfileGrid(query=(0,))
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="min_time_ms >= 0"):
+            ProfileGrid(min_time_ms=bad)
 
 
 @pytest.fixture(scope="module")
