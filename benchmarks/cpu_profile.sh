@@ -16,6 +16,7 @@
 # runs are pooled (`--accumulate`: medians over all samples of all runs).
 #
 # Usage: bash benchmarks/cpu_profile.sh [OUT_DIR]   (default data/profiles/<this CPU's slug, 1 thread>)
+# MIN_TIME_MS=200 (default): forward passes are timed until each point's calls add up to 200 ms.
 # WIDTHS="2048" / ZOO_WIDTHS="128" restrict the draft grids; SKIP_PRESETS=1 skips the presets;
 # SKIP_LARGE=1 skips the 65-70B presets only; ROUNDS=1 profiles once; QUERY="1,4,17" sets the
 # query lengths (default every verification pass of gamma <= 8, q = 1..9, and q = 17: GEMM speed
@@ -36,6 +37,10 @@ echo "profiling into $out" >&2
 rounds="${ROUNDS:-3}"
 query="${QUERY:-1,2,3,4,5,6,7,8,9,17}"
 common=(--device cpu --dtype "${DTYPE:-fp32}" --threads 1 --repeats 5 --warmup 1 --out "$out" --accumulate)
+# Forward passes: at least 5 calls per depth and point, more until they add up to MIN_TIME_MS
+# (default 200; 0 = 5 calls): a ~1 ms pass is noisy (interquartile range 10-47% of the median
+# on the EPYC VM), a 100 ms one is not.
+[ -z "${GEMM:-}" ] && common+=(--min-time-ms "${MIN_TIME_MS:-200}")
 [ -n "${GEMM:-}" ] && common+=(--gemm)
 
 for round in $(seq "$rounds"); do
@@ -54,7 +59,9 @@ done
 # The zoo's draft family: the zoo target's config (vocabulary 4096, tied embedding) with the
 # shapes `specdec train` builds (ffn = 8/3 x hidden rounded up to 64, head_dim 64). These are the
 # shapes the explorer proposes for the zoo target; width 384 is left out (the target's width).
-for w in ${ZOO_WIDTHS-128 256 512 1024}; do
+# Width 192 is the one zoo shape besides 128 whose 12 layers fit in the EPYC's 32 MiB L3 (fp32:
+# 24 MiB with the head), so the smallest shape has a neighbour in its cache regime.
+for w in ${ZOO_WIDTHS-128 192 256 512 1024}; do
   ffn=$(( (8 * w + 191) / 192 * 64 ))
   specdec profile --model data/zoo/target --layers 12 --hidden "$w" --ffn "$ffn" \
     --heads $(( w / 64 )) --kv-heads $(( w / 64 )) --name "zoo-w${w}-l12" --depths 1,2,4,12 \
