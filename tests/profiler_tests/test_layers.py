@@ -104,6 +104,25 @@ def tiny_recipe(tmp_path_factory):
     return resolve_model(str(folder))
 
 
+def test_min_time_ms_times_until_the_calls_add_up(tiny_recipe):
+    from profiler.forward_timer import MAX_REPEATS, HFForwardTimer
+
+    timer = HFForwardTimer(tiny_recipe, device="cpu", dtype="fp32", repeats=2, warmup=1,
+                           min_time_ms=100.0)  # fmt: skip
+    try:
+        res = timer(depths=[1, 2], batch=1, context=8, query=2)
+    finally:
+        timer.close()
+    counts = {len(r.samples_ms) for r in res.values()}
+    assert len(counts) == 1  # every depth the same number of calls
+    n = counts.pop()
+    assert 2 < n <= MAX_REPEATS  # a round of two ~1 ms passes: dozens of rounds
+    total = sum(sum(r.samples_ms) for r in res.values())
+    before_last = total - sum(r.samples_ms[-1] for r in res.values())
+    if n < MAX_REPEATS:  # it stopped at the first round that brought the calls to 100 ms
+        assert total >= 100.0 - 1e-6 and before_last < 100.0 + 1e-6
+
+
 def test_tiny_real_model_profiles_on_cpu_and_merges(tiny_recipe, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
