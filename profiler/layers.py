@@ -86,7 +86,8 @@ class ProfileGrid:
     repeats, warmup : int
         Timed and untimed calls per point (repeats >= 1, warmup >= 0).
     min_time_ms : float
-        Keep timing a point beyond ``repeats`` until its timed calls add up to this many ms
+        With the real-model timer (no ``measure`` given to :func:`profile_model`), keep timing a
+        point beyond ``repeats`` until its timed calls add up to this many ms
         (at most :data:`profiler.forward_timer.MAX_REPEATS` calls per depth; 0: exactly
         ``repeats``). Short passes are the noisiest: on a shared VM a ~1 ms pass had an
         interquartile range of 10-47% of its median over 5-40 calls, so a fixed handful of calls
@@ -238,7 +239,7 @@ def profile_model(
             repeats=grid.repeats,
             warmup=grid.warmup,
             min_time_ms=grid.min_time_ms,
-        )  # fmt: skip
+        )
         if own
         else measure
     )

@@ -207,7 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     first = rows.iloc[0]
     keep = [
         "depth", "batch", "context", "query", "median_ms", "iqr_ms", "min_ms", "repeats",
-        "roofline_ms", "roofline_bound", "achieved_bandwidth_bytes_per_s", "bandwidth_fraction", "loadavg_1m",
+        "roofline_ms", "roofline_bound", "achieved_bandwidth_bytes_per_s", "bandwidth_fraction",
+        "loadavg_1m",
     ]  # fmt: skip
     fit_keep = [
         "batch", "context", "query", "t_fixed_ms", "t_layer_ms", "fit_residual_ms",
