@@ -33,7 +33,7 @@ import pandas as pd
 
 from perfmodel.arch import ArchSpec
 from perfmodel.latency_model import ARCH_KEY, LatencyModel, load_profile_rows
-from perfmodel.latency_profiles import parse_samples
+from perfmodel.latency_profiles import parse_samples, run_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
@@ -173,8 +173,10 @@ def repeatability(rows, statistic: str) -> dict | None:
     """How far one profiling run's median is from the median over all pooled runs of a point.
 
     Rows pooled from several runs (``runs`` >= 2, ``specdec profile --accumulate``) hold their
-    samples run after run; each run's median over its share of them is compared with the row's
-    pooled median. This is the noise floor of a one-run measurement, against which the held-out
+    samples run after run, each run's share in ``run_samples``
+    (:func:`perfmodel.latency_profiles.run_blocks`); each run's median over its share is
+    compared with the row's pooled median (blocks of several runs whose boundaries were not
+    kept are skipped). This is the noise floor of a one-run measurement, against which the held-out
     error above can be read. ``None`` when no row was pooled.
     """
     column = "cpu_samples_ms" if statistic == "cpu_median_ms" else "samples_ms"
@@ -184,10 +186,18 @@ def repeatability(rows, statistic: str) -> dict | None:
     for r in rows.itertuples():
         runs = int(r.runs) if np.isfinite(r.runs) else 1
         samples = np.array(parse_samples(getattr(r, column)))
-        if runs < 2 or len(samples) % runs:
+        if runs < 2 or not len(samples):
             continue
+        blocks = run_blocks(getattr(r, "run_samples", None), repeats=len(samples), runs=runs)
         pooled = np.median(samples)
-        dev += [np.median(chunk) / pooled - 1 for chunk in np.split(samples, runs)]
+        edges = np.cumsum([n for n, _ in blocks])[:-1]
+        # one run's median vs the pooled one: only blocks that are one run (runs timed until a
+        # minimum time have different lengths; where their boundaries were not kept, skip them)
+        dev += [
+            np.median(chunk) / pooled - 1
+            for chunk, (_, k) in zip(np.split(samples, edges), blocks, strict=True)
+            if k == 1
+        ]
     if not dev:
         return None
     d = np.abs(dev)
@@ -197,6 +207,23 @@ def repeatability(rows, statistic: str) -> dict | None:
         "p90_abs_deviation": float(np.quantile(d, 0.9)),
         "worst_abs_deviation": float(d.max()),
     }
+
+
+def spread_by_length(rows, statistic: str) -> list[dict]:
+    """Interquartile range over median of each row's pooled calls, by pass length: short
+    passes are the noisy ones (why ``--min-time-ms`` times them longer)."""
+    iqr = "cpu_iqr_ms" if statistic == "cpu_median_ms" else "iqr_ms"
+    rel = (rows[iqr] / rows[statistic]).to_numpy(dtype=float)
+    t = rows[statistic].to_numpy(dtype=float)
+    out = []
+    for label, sel in (("< 2 ms", t < 2), ("2-50 ms", (t >= 2) & (t < 50)), (">= 50 ms", t >= 50)):
+        v = rel[sel & np.isfinite(rel)]
+        if len(v):
+            out.append({
+                "label": label, "rows": int(len(v)), "median_rel_iqr": float(np.median(v)),
+                "p90_rel_iqr": float(np.quantile(v, 0.9)),
+            })  # fmt: skip
+    return out
 
 
 def depth_vs_width(model: LatencyModel, *, context: int, vocab: int) -> list[dict]:
@@ -326,6 +353,13 @@ def main(argv: list[str] | None = None) -> int:
             f"({rep['runs_compared']} runs): median {rep['median_abs_deviation']:.1%}, "
             f"p90 {rep['p90_abs_deviation']:.1%}, worst {rep['worst_abs_deviation']:.1%}"
         )
+    spread = spread_by_length(rows, full.statistic)
+    for band in spread:
+        print(
+            f"spread of the calls of a row (interquartile range / median), passes of "
+            f"{band['label']}: {band['rows']} rows, median {band['median_rel_iqr']:.1%}, "
+            f"p90 {band['p90_rel_iqr']:.1%}"
+        )
 
     dvw = depth_vs_width(full, context=args.context, vocab=32000)
     print(
@@ -354,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                 "layer_over_products": ratios,
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},
                 "repeatability": rep,
+                "spread_by_length": spread,
                 "depth_vs_width": dvw,
             }
         )

@@ -38,8 +38,8 @@ rounds="${ROUNDS:-3}"
 query="${QUERY:-1,2,3,4,5,6,7,8,9,17}"
 common=(--device cpu --dtype "${DTYPE:-fp32}" --threads 1 --repeats 5 --warmup 1 --out "$out" --accumulate)
 # Forward passes: at least 5 calls per depth and point, more until they add up to MIN_TIME_MS
-# (default 200; 0 = 5 calls): a ~1 ms pass is noisy (interquartile range 10-47% of the median
-# on the EPYC VM), a 100 ms one is not.
+# (default 200; 0 = 5 calls): passes under 2 ms are noisy (interquartile range 23% of the
+# median on the EPYC VM), passes of 50 ms and more much less (7%).
 [ -z "${GEMM:-}" ] && common+=(--min-time-ms "${MIN_TIME_MS:-200}")
 [ -n "${GEMM:-}" ] && common+=(--gemm)
 

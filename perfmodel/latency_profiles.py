@@ -6,6 +6,7 @@ them as one DataFrame, or raises ``ValueError`` saying which file and column is 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +23,9 @@ __all__ = [
     "STATISTICS",
     "load_profile_rows",
     "parse_samples",
+    "join_blocks",
     "read_profile_csv",
+    "run_blocks",
 ]
 
 REQUIRED_COLUMNS = (
@@ -92,6 +95,48 @@ def parse_samples(text: object) -> tuple[float, ...]:
     if not isinstance(text, str) or not text.strip():
         return ()
     return tuple(float(x) for x in text.split(";") if x.strip())
+
+
+def run_blocks(run_samples: object, *, repeats: int, runs: int) -> list[tuple[int, int]]:
+    """The pooled runs of a profile row as (samples, runs) blocks, in the order of its samples.
+
+    ``run_samples`` is the row's ``;``-joined samples per run, where ``n/r`` stands for r runs of
+    n samples in all whose boundaries were not recorded. A row without it (written before the
+    column existed, when every run of a row had the same number of calls) is read as ``runs``
+    equal runs when ``repeats`` divides evenly, else as one block of ``runs`` runs. Raises
+    ``ValueError`` for a malformed cell or one whose blocks do not add up to ``repeats`` samples
+    and ``runs`` runs.
+    """
+    repeats, runs = int(repeats), max(int(runs), 1)
+    if isinstance(run_samples, int | float | np.number) and math.isfinite(run_samples):
+        run_samples = str(int(run_samples))  # a one-run cell read back from CSV as a number
+    if not isinstance(run_samples, str) or not run_samples.strip():
+        if repeats % runs == 0:
+            return [(repeats // runs, 1)] * runs
+        return [(repeats, runs)]
+    blocks = []
+    for part in run_samples.split(";"):
+        n, _, r = part.strip().partition("/")
+        try:
+            block = (int(n), int(r) if r else 1)
+        except ValueError:
+            raise ValueError(
+                f"`run_samples` must be counts like '5;12/3', but got {run_samples!r}."
+            ) from None
+        if block[0] < 1 or block[1] < 1:
+            raise ValueError(f"`run_samples` counts must be >= 1, but got {run_samples!r}.")
+        blocks.append(block)
+    if sum(b[0] for b in blocks) != repeats or sum(b[1] for b in blocks) != runs:
+        raise ValueError(
+            f"`run_samples` must add up to repeats={repeats} samples over runs={runs} runs, but "
+            f"got {run_samples!r}."
+        )
+    return blocks
+
+
+def join_blocks(blocks: Iterable[tuple[int, int]]) -> str:
+    """The ``run_samples`` cell of (samples, runs) blocks (inverse of :func:`run_blocks`)."""
+    return ";".join(f"{n}" if r == 1 else f"{n}/{r}" for n, r in blocks)
 
 
 def _csv_files(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:

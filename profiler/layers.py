@@ -62,8 +62,8 @@ ROW_COLUMNS = (
     "model", "source", "model_type", "family", "layers", "depth", "whole",
     "hidden", "ffn", "heads", "kv_heads", "vocab", "tied", "params",
     "batch", "context", "query", "dtype",
-    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "runs", "samples_ms",
-    "cpu_median_ms", "cpu_iqr_ms", "cpu_samples_ms", "roofline_ms", "roofline_bound", "roofline_bytes", "achieved_bandwidth_bytes_per_s",
+    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "runs", "run_samples",
+    "samples_ms", "cpu_median_ms", "cpu_iqr_ms", "cpu_samples_ms", "roofline_ms", "roofline_bound", "roofline_bytes", "achieved_bandwidth_bytes_per_s",
     "bandwidth_fraction",
     "device", "device_name", "hardware_source", "threads", "torch_version",
     "transformers_version", "loadavg_1m", "measured_at",
@@ -89,9 +89,10 @@ class ProfileGrid:
         With the real-model timer (no ``measure`` given to :func:`profile_model`), keep timing a
         point beyond ``repeats`` until its timed calls add up to this many ms
         (at most :data:`profiler.forward_timer.MAX_REPEATS` calls per depth; 0: exactly
-        ``repeats``). Short passes are the noisiest: on a shared VM a ~1 ms pass had an
-        interquartile range of 10-47% of its median over 5-40 calls, so a fixed handful of calls
-        fits a long pass well and a short one poorly.
+        ``repeats``). Short passes are the noisiest: on a shared VM (the EPYC profile) the
+        calls of a pass under 2 ms spread over an interquartile range of 23% of their median,
+        those of a pass of 50 ms and more over 7%, so a fixed handful of calls fits a long pass
+        well and a short one poorly.
     """
 
     batch: tuple[int, ...] = (1,)
@@ -279,6 +280,7 @@ def profile_model(
                         "repeats": len(res.samples_ms),
                         "warmup": grid.warmup,
                         "runs": 1,
+                        "run_samples": str(len(res.samples_ms)),
                         "samples_ms": ";".join(f"{s:.4f}" for s in res.samples_ms),
                         **_cpu_columns(res),
                         **roof,

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from perfmodel.atomic import atomic_write_text
-from perfmodel.latency_profiles import parse_samples, read_profile_csv
+from perfmodel.latency_profiles import join_blocks, parse_samples, read_profile_csv, run_blocks
 from profiler.layers import (
     FIT_COLUMNS,
     FIT_KEY,
@@ -59,7 +59,8 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         One row per row of ``new``: samples (wall and CPU time) concatenated old first, their
-        statistics recomputed, ``repeats`` and ``runs`` summed, ``loadavg_1m`` the highest of
+        statistics recomputed, ``repeats`` and ``runs`` summed, ``run_samples`` (each run's
+        share of the samples, :func:`perfmodel.latency_profiles.run_blocks`) joined, ``loadavg_1m`` the highest of
         the two, ``measured_at`` the new one. Rows of ``old`` with no counterpart are not
         returned.
 
@@ -98,6 +99,7 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
             max_ms=wall.max_ms,
             repeats=len(wall.samples_ms),
             runs=int(prev["runs"]) + int(rec["runs"]),
+            run_samples=join_blocks(_blocks(prev) + _blocks(rec)),
             samples_ms=_joined(wall.samples_ms),
             loadavg_1m=max(float(prev["loadavg_1m"]), float(rec["loadavg_1m"])),
         )
@@ -119,7 +121,12 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
         for col in ("achieved_bandwidth_bytes_per_s", "bandwidth_fraction"):
             pooled[col] = float(rec[col]) * ratio
         out.append(pooled)
-    return pd.DataFrame(out, columns=list(new.columns))
+    columns = list(new.columns) + ([] if "run_samples" in new.columns else ["run_samples"])
+    return pd.DataFrame(out, columns=columns)
+
+
+def _blocks(row) -> list[tuple[int, int]]:
+    return run_blocks(row.get("run_samples"), repeats=int(row["repeats"]), runs=int(row["runs"]))
 
 
 def _with_runs(rows: pd.DataFrame) -> pd.DataFrame:

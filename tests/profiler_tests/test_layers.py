@@ -193,6 +193,7 @@ def test_pool_rows_recomputes_statistics_over_all_samples():
     assert first["samples_ms"] == "1.0000;2.0000;3.0000;10.0000;11.0000"
     assert first["median_ms"] == 3.0 and first["min_ms"] == 1.0 and first["max_ms"] == 11.0
     assert first["repeats"] == 5 and first["runs"] == 2 and first["loadavg_1m"] == 2.0
+    assert first["run_samples"] == "3;2"  # each run's share of the samples, in order
     assert first["cpu_median_ms"] == 3.0  # CPU samples 1, 2, 3, 4, 5
     assert first["achieved_bandwidth_bytes_per_s"] == pytest.approx(100.0 / 3.0)
     assert first["bandwidth_fraction"] == pytest.approx(1.0 / 3.0)
@@ -226,6 +227,7 @@ def test_write_profile_accumulate_pools_and_refits(tiny_recipe, tmp_path):
     pooled = write_profile(second, tmp_path, accumulate=True)
     rows = pooled.rows.sort_values("depth")
     assert list(rows["repeats"]) == [4, 4] and list(rows["runs"]) == [2, 2]
+    assert list(rows["run_samples"]) == ["2;2", "2;2"]
     assert list(rows["median_ms"]) == [2.5, 3.5]  # samples (2, 2, 3, 3) and (3, 3, 4, 4)
     fit = pooled.fits.iloc[0]
     assert fit["t_layer_ms"] == pytest.approx(1.0) and fit["t_fixed_ms"] == pytest.approx(1.5)

@@ -1,0 +1,60 @@
+"""Each pooled run's share of a profile row's samples (``run_samples``), and the noise floor
+that benchmarks/bench_latency_model.py computes from it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from perfmodel.latency_profiles import join_blocks, run_blocks
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location(
+        "bench_latency_model", REPO / "benchmarks" / "bench_latency_model.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_blocks_reads_counts_blocks_and_legacy_rows():
+    assert run_blocks("5;5;26", repeats=36, runs=3) == [(5, 1), (5, 1), (26, 1)]
+    assert run_blocks("5;5;61/3", repeats=71, runs=5) == [(5, 1), (5, 1), (61, 3)]
+    assert run_blocks(7, repeats=7, runs=1) == [(7, 1)]  # a one-run cell read back as a number
+    assert run_blocks(np.int64(7), repeats=7, runs=1) == [(7, 1)]
+    # written before the column existed: every run of a row had the same number of calls
+    assert run_blocks(None, repeats=15, runs=3) == [(5, 1)] * 3
+    assert run_blocks(float("nan"), repeats=16, runs=3) == [(16, 3)]  # uneven: one block
+    for blocks in ([(5, 1), (5, 1), (61, 3)], [(3, 1)]):
+        text = join_blocks(blocks)
+        assert run_blocks(text, repeats=sum(n for n, _ in blocks),
+                          runs=sum(r for _, r in blocks)) == blocks  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cell", "match"),
+    [("5;x", "counts like"), ("5;0", ">= 1"), ("5;4", "add up"), ("5;4/0", ">= 1")],
+)
+def test_run_blocks_rejects_bad_cells(cell, match):
+    with pytest.raises(ValueError, match=match):
+        run_blocks(cell, repeats=10, runs=2)
+
+
+def test_noise_floor_splits_runs_of_different_lengths():
+    # run 1: 2 samples at 1.0; run 2: 4 samples at 2.0; a block of 2 unknown runs at 9.0
+    samples = [1.0, 1.0] + [2.0] * 4 + [9.0] * 3
+    rows = pd.DataFrame(
+        {"runs": [4], "run_samples": ["2;4;3/2"], "cpu_samples_ms": [";".join(map(str, samples))]}
+    )
+    rep = _bench().repeatability(rows, "cpu_median_ms")
+    pooled = 2.0  # median of all nine samples
+    assert rep["runs_compared"] == 2  # the block of two runs is skipped
+    assert rep["worst_abs_deviation"] == pytest.approx(abs(1.0 / pooled - 1))
+    assert rep["median_abs_deviation"] == pytest.approx(np.median([0.5, 0.0]))
