@@ -71,6 +71,13 @@ class HFForwardTimer:
     min_time_ms : float
         More rounds after ``repeats`` until the timed calls of a point add up to this many ms
         (each depth the same number of calls, at most :data:`MAX_REPEATS`); 0: ``repeats``.
+    block : int
+        Calls per depth and round, back to back, after one untimed call (1: one timed call per
+        depth and round, no untimed one). Round-robin over depths keeps the machine's drift off
+        the depth difference, but makes each pass follow another depth's; on a CPU what ran
+        before can matter (a one-layer zoo-w256 pass took 0.84-1.18 ms timed beside depth 2 only,
+        1.39-1.70 ms beside depths 4 and 12 too: data/README.md). With ``block > 1`` the timed
+        calls are passes run back to back, as a draft runs its γ passes.
     """
 
     def __init__(
@@ -82,9 +89,11 @@ class HFForwardTimer:
         repeats: int,
         warmup: int,
         min_time_ms: float = 0.0,
+        block: int = 1,
     ) -> None:
         self.recipe, self.device, self.dtype = recipe, device, dtype
         self.repeats, self.warmup, self.min_time_ms = repeats, warmup, min_time_ms
+        self.block = block
         self._depth: int | None = None
         self._model: Any = None
         self._layers: Any = None
@@ -165,7 +174,7 @@ class HFForwardTimer:
             # process CPU time of each call, read around the forward pass itself
             cpu_ms: dict[int, list[float]] = {d: [] for d in depths}
             r = 0
-            while r < self._rounds(samples):
+            while min(len(s) for s in samples.values()) < self._target(samples):
                 # round-robin over depths; reverse every other round so no depth always goes first
                 for d in depths if r % 2 == 0 else list(reversed(depths)):
                     self._set_depth(d)
@@ -182,12 +191,13 @@ class HFForwardTimer:
                         cpu_ms[d].append((time.process_time_ns() - c0) / 1e6)
                         return out
 
-                    warm = self.warmup if r == 0 else 0
+                    warm = self.warmup if r == 0 else (1 if self.block > 1 else 0)
+                    n0 = len(cpu_ms[d])
                     res = time_callable(
-                        forward, device=self.device, warmup=warm, repeats=1, setup=crop
+                        forward, device=self.device, warmup=warm, repeats=self.block, setup=crop
                     )
                     samples[d].extend(res.samples_ms)
-                    del cpu_ms[d][: len(cpu_ms[d]) - len(samples[d])]  # drop the warm-up calls
+                    del cpu_ms[d][n0 : n0 + warm]  # the untimed calls' CPU times
                 r += 1
             self._set_depth(self._depth)
         keep_cpu = self.device == "cpu" and torch.get_num_threads() == 1
@@ -196,13 +206,13 @@ class HFForwardTimer:
             for d, s in samples.items()
         }
 
-    def _rounds(self, samples: dict[int, list[float]]) -> int:
-        """Rounds to time: ``repeats``, or more until ``min_time_ms`` is reached."""
+    def _target(self, samples: dict[int, list[float]]) -> int:
+        """Timed calls per depth to reach: ``repeats``, or more until ``min_time_ms``."""
         done = min(len(s) for s in samples.values())
         if self.min_time_ms <= 0 or done == 0:
             return self.repeats
-        per_round_ms = sum(sum(s) for s in samples.values()) / done
-        need = int(np.ceil(self.min_time_ms / max(per_round_ms, 1e-9)))
+        per_call_ms = sum(sum(s) for s in samples.values()) / done  # one call of every depth
+        need = int(np.ceil(self.min_time_ms / max(per_call_ms, 1e-9)))
         return int(min(max(self.repeats, need), max(MAX_REPEATS, self.repeats)))
 
     def _check(self, cache: Any, ids: Any, *, batch: int, context: int, query: int) -> None:

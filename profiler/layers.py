@@ -62,7 +62,7 @@ ROW_COLUMNS = (
     "model", "source", "model_type", "family", "layers", "depth", "whole",
     "hidden", "ffn", "heads", "kv_heads", "vocab", "tied", "params",
     "batch", "context", "query", "dtype",
-    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "runs", "run_samples",
+    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "block", "runs", "run_samples",
     "samples_ms", "cpu_median_ms", "cpu_iqr_ms", "cpu_samples_ms", "roofline_ms", "roofline_bound", "roofline_bytes", "achieved_bandwidth_bytes_per_s",
     "bandwidth_fraction",
     "device", "device_name", "hardware_source", "threads", "torch_version",
@@ -93,6 +93,10 @@ class ProfileGrid:
         calls of a pass under 2 ms spread over an interquartile range of 23% of their median,
         those of a pass of 50 ms and more over 7%, so a fixed handful of calls fits a long pass
         well and a short one poorly.
+    block : int
+        Timed calls per depth and round, back to back after one untimed call (1: the committed
+        profiles' protocol, one call per depth and round); see
+        :class:`profiler.forward_timer.HFForwardTimer`.
     """
 
     batch: tuple[int, ...] = (1,)
@@ -103,6 +107,7 @@ class ProfileGrid:
     repeats: int = 5
     warmup: int = 1
     min_time_ms: float = 0.0
+    block: int = 1
 
     def __post_init__(self) -> None:
         for name, low in (("batch", 1), ("context", 0), ("query", 1), ("depths", 1)):
@@ -124,6 +129,12 @@ class ProfileGrid:
                 f"`repeats >= 1 and warmup >= 0` must hold, but got repeats={self.repeats}, "
                 f"warmup={self.warmup}."
             )
+        if (
+            isinstance(self.block, bool)
+            or not isinstance(self.block, int | np.integer)
+            or self.block < 1
+        ):
+            raise ValueError(f"`block >= 1` must be an integer, but got block={self.block!r}.")
         if not (np.isfinite(self.min_time_ms) and self.min_time_ms >= 0):
             raise ValueError(
                 f"`min_time_ms >= 0` must hold, but got min_time_ms={self.min_time_ms!r}."
@@ -240,6 +251,7 @@ def profile_model(
             repeats=grid.repeats,
             warmup=grid.warmup,
             min_time_ms=grid.min_time_ms,
+            block=grid.block,
         )
         if own
         else measure
@@ -279,6 +291,7 @@ def profile_model(
                         "max_ms": res.max_ms,
                         "repeats": len(res.samples_ms),
                         "warmup": grid.warmup,
+                        "block": grid.block,
                         "runs": 1,
                         "run_samples": str(len(res.samples_ms)),
                         "samples_ms": ";".join(f"{s:.4f}" for s in res.samples_ms),

@@ -40,7 +40,9 @@ from profiler.timing import TimingResult
 __all__ = ["pool_rows", "write_profile"]
 
 # Rows measured under different settings are not pooled (their samples are not one population).
-_SAME_SETTINGS = ("threads", "warmup", "torch_version", "transformers_version", "device_name")
+_SAME_SETTINGS = (
+    "threads", "warmup", "block", "torch_version", "transformers_version", "device_name",
+)  # fmt: skip
 
 
 def _joined(samples: Sequence[float]) -> str:
@@ -133,6 +135,9 @@ def _with_runs(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.copy()
     runs = rows["runs"] if "runs" in rows.columns else pd.Series(1, index=rows.index)
     rows["runs"] = pd.to_numeric(runs, errors="coerce").fillna(1).astype(int)
+    # rows written before the column existed were timed one call per depth and round
+    block = rows["block"] if "block" in rows.columns else pd.Series(1, index=rows.index)
+    rows["block"] = pd.to_numeric(block, errors="coerce").fillna(1).astype(int)
     return rows
 
 

@@ -85,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " (at most 200 calls per depth): more samples for short, noisy passes (default 0: off)",
     )
     parser.add_argument(
+        "--block",
+        type=int,
+        default=1,
+        metavar="N",
+        help="timed calls per depth and round, back to back after one untimed call (default 1:"
+        " one call per depth and round, as the committed profiles); > 1 times passes run in a"
+        " row, as a draft runs its gamma passes",
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch CPU threads (default torch's; part of the device name)"
     )
     parser.add_argument(
@@ -124,6 +133,8 @@ def _grid(args: argparse.Namespace) -> Any:
         raise UsageError(
             f"`--repeats >= 1 and --warmup >= 0` must hold, but got {args.repeats}, {args.warmup}."
         )
+    if args.block < 1:
+        raise UsageError(f"`--block >= 1` must hold, but got {args.block}.")
     if not (math.isfinite(args.min_time_ms) and args.min_time_ms >= 0):
         raise UsageError(f"`--min-time-ms >= 0` must hold, but got {args.min_time_ms}.")
     depths = int_list(args.depths, flag="--depths")
@@ -138,6 +149,7 @@ def _grid(args: argparse.Namespace) -> Any:
         repeats=args.repeats,
         warmup=args.warmup,
         min_time_ms=args.min_time_ms,
+        block=args.block,
     )
 
 

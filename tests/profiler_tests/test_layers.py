@@ -123,6 +123,26 @@ def test_min_time_ms_times_until_the_calls_add_up(tiny_recipe):
         assert total >= 100.0 - 1e-6 and before_last < 100.0 + 1e-6
 
 
+def test_block_times_back_to_back_calls_per_depth(tiny_recipe):
+    from profiler.forward_timer import HFForwardTimer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    timer = HFForwardTimer(tiny_recipe, device="cpu", dtype="fp32", repeats=4, warmup=1, block=3)
+    try:
+        res = timer(depths=[1, 2], batch=1, context=8, query=2)
+    finally:
+        timer.close()
+        torch.set_num_threads(threads)
+    for r in res.values():  # whole blocks: 4 calls asked, 2 rounds of 3 timed
+        assert len(r.samples_ms) == 6 and len(r.cpu_samples_ms) == 6
+        assert all(s > 0 for s in r.cpu_samples_ms)
+    with pytest.raises(ValueError, match="block >= 1"):
+        ProfileGrid(block=0)
+    with pytest.raises(ValueError, match="block >= 1"):
+        ProfileGrid(block=True)
+
+
 def test_tiny_real_model_profiles_on_cpu_and_merges(tiny_recipe, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -204,6 +224,11 @@ def test_pool_rows_refuses_different_settings_and_drops_missing_cpu_samples():
     old = pd.DataFrame([_row([1.0, 2.0], threads=2)])
     with pytest.raises(ValueError, match="different threads"):
         pool_rows(old, pd.DataFrame([_row([1.5])]))
+    legacy = pd.DataFrame([_row([1.0, 2.0])])  # no block column: one call per depth and round
+    blocked = pd.DataFrame([{**_row([1.5]), "block": 3}])
+    with pytest.raises(ValueError, match="different block"):
+        pool_rows(legacy, blocked)
+    assert pool_rows(legacy, pd.DataFrame([{**_row([1.5]), "block": 1}])).iloc[0]["runs"] == 2
     no_cpu = pd.DataFrame([_row([1.0, 2.0], cpu=())])
     pooled = pool_rows(no_cpu, pd.DataFrame([_row([3.0])]))
     assert np.isnan(pooled.iloc[0]["cpu_median_ms"]) and pooled.iloc[0]["cpu_samples_ms"] == ""
