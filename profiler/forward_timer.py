@@ -53,8 +53,9 @@ class HFForwardTimer:
 
     The model is built once at the deepest depth asked for; a depth-d pass runs its first d
     layers (the layer list is swapped for its first d entries and ``num_hidden_layers`` set to d).
-    The depths are timed round-robin, one call each per round, so a change in the machine's load
-    (the CPU is shared) hits every depth alike instead of biasing the difference between them.
+    The depths are timed round-robin, one call (``block`` calls) each per round, so a change in
+    the machine's load (the CPU is shared) hits every depth alike instead of biasing the
+    difference between them.
     Each depth has its own KV cache, filled with random keys/values and cropped back to n in the
     untimed ``setup`` hook before every call.
 
