@@ -21,9 +21,9 @@ __all__ = [
     "BYTES_PER_PARAM",
     "REQUIRED_COLUMNS",
     "STATISTICS",
+    "join_blocks",
     "load_profile_rows",
     "parse_samples",
-    "join_blocks",
     "read_profile_csv",
     "run_blocks",
 ]

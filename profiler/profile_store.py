@@ -62,9 +62,9 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         One row per row of ``new``: samples (wall and CPU time) concatenated old first, their
         statistics recomputed, ``repeats`` and ``runs`` summed, ``run_samples`` (each run's
-        share of the samples, :func:`perfmodel.latency_profiles.run_blocks`) joined, ``loadavg_1m`` the highest of
-        the two, ``measured_at`` the new one. Rows of ``old`` with no counterpart are not
-        returned.
+        share of the samples, :func:`perfmodel.latency_profiles.run_blocks`) joined,
+        ``loadavg_1m`` the highest of the two, ``measured_at`` the new one. Rows of ``old`` with
+        no counterpart are not returned.
 
     Raises
     ------
