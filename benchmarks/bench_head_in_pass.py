@@ -17,7 +17,11 @@ each until its calls add up to ``--min-time-ms``, in process CPU time with one t
 Prints the medians pooled over the rounds (ms) and each one's ratio to its q = 1 value, then one
 JSON line.
 
+``--built-layers 12`` builds the model with 12 layers and runs only the first, as the profiler
+times depth 1 of a 12-layer model (without its round-robin over depths).
+
 Usage: python benchmarks/bench_head_in_pass.py [--widths 128,256,512] [--rounds 8]
+[--built-layers 1]
 """
 
 from __future__ import annotations
@@ -54,14 +58,21 @@ def _timed(fn, min_time_ms: float) -> list[float]:
     return out
 
 
-def measure(width: int, *, rounds: int, context: int, min_time_ms: float) -> dict:
+def measure(
+    width: int, *, rounds: int, context: int, min_time_ms: float, built_layers: int = 1
+) -> dict:
     ffn = (8 * width + 191) // 192 * 64
     recipe = resolve_model(
         str(REPO / "data" / "zoo" / "target"),
-        overrides={"layers": 1, "hidden": width, "ffn": ffn, "heads": width // 64,
+        overrides={"layers": built_layers, "hidden": width, "ffn": ffn, "heads": width // 64,
                    "kv_heads": width // 64},
     )  # fmt: skip
-    model = build_model(recipe, layers=1, dtype="fp32", device="cpu")
+    model = build_model(recipe, layers=built_layers, dtype="fp32", device="cpu")
+    # a one-layer pass of a model built deeper, as the profiler times depth 1 of a 12-layer model
+    # (the other layers stay allocated, never run)
+    resident = list(model.model.layers)
+    model.model.layers = torch.nn.ModuleList(resident[:1])
+    model.config.num_hidden_layers = 1
     from transformers import DynamicCache
 
     head_ms: list[float] = []
@@ -105,6 +116,7 @@ def measure(width: int, *, rounds: int, context: int, min_time_ms: float) -> dic
     return {
         "width": width,
         "ffn": ffn,
+        "built_layers": built_layers,
         "head_bytes": int(w.numel() * w.element_size()),
         "median_ms": {
             str(q): {k: float(np.median(v)) for k, v in samples[q].items()} for q in QUERIES
@@ -119,26 +131,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--min-time-ms", type=float, default=100.0)
+    p.add_argument(
+        "--built-layers",
+        type=int,
+        default=1,
+        help="build the model with this many layers and run only the first (default 1)",
+    )
     args = p.parse_args(argv)
     try:
         widths = [int(x) for x in args.widths.split(",")]
     except ValueError:
         print(f"--widths must be integers, but got {args.widths!r}.", file=sys.stderr)
         return 2
-    if any(x < 64 or x % 64 for x in widths) or args.rounds < 1 or args.min_time_ms <= 0:
+    bad = any(x < 64 or x % 64 for x in widths) or args.rounds < 1 or args.min_time_ms <= 0
+    if bad or args.built_layers < 1:
         print(
-            "--widths must be multiples of 64, --rounds >= 1 and --min-time-ms > 0, but got "
-            f"{args.widths!r}, {args.rounds}, {args.min_time_ms}.",
+            "--widths must be multiples of 64, --rounds >= 1, --min-time-ms > 0 and "
+            f"--built-layers >= 1, but got {args.widths!r}, {args.rounds}, {args.min_time_ms}, "
+            f"{args.built_layers}.",
             file=sys.stderr,
         )
         return 2
     torch.set_num_threads(1)
     results = []
     for width in widths:
-        r = measure(width, rounds=args.rounds, context=args.context, min_time_ms=args.min_time_ms)
+        r = measure(
+            width, rounds=args.rounds, context=args.context, min_time_ms=args.min_time_ms,
+            built_layers=args.built_layers,
+        )  # fmt: skip
         results.append(r)
         med = r["median_ms"]
-        print(f"zoo shape, hidden {width}, one layer, head {r['head_bytes'] / 2**20:.0f} MiB:")
+        print(
+            f"zoo shape, hidden {width}, one layer of {args.built_layers} built, head "
+            f"{r['head_bytes'] / 2**20:.0f} MiB:"
+        )
         print(f"  {'q':>3} " + " ".join(f"{k:>20}" for k in KINDS))
         for q in QUERIES:
             cells = [f"{med[str(q)][k]:8.3f} ({med[str(q)][k] / med['1'][k]:4.2f}x)" for k in KINDS]

@@ -30,9 +30,11 @@ def threads():
 
 
 def test_times_the_head_inside_the_pass_and_alone(bench, threads, capsys):
-    assert bench.main(["--widths", "128", "--rounds", "1", "--min-time-ms", "2"]) == 0
+    argv = ["--widths", "128", "--rounds", "1", "--min-time-ms", "2", "--built-layers", "3"]
+    assert bench.main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]
     assert result["width"] == 128 and result["head_bytes"] == 128 * 4096 * 4
+    assert result["built_layers"] == 3
     for q in ("1", "2", "3", "4"):
         med = result["median_ms"][q]
         assert all(med[k] > 0 for k in ("pass", "head_in_pass", "warm", "cold"))
@@ -41,7 +43,14 @@ def test_times_the_head_inside_the_pass_and_alone(bench, threads, capsys):
 
 
 @pytest.mark.parametrize(
-    "args", [("--widths", "100"), ("--widths", "x"), ("--rounds", "0"), ("--min-time-ms", "0")]
+    "args",
+    [
+        ("--widths", "100"),
+        ("--widths", "x"),
+        ("--rounds", "0"),
+        ("--min-time-ms", "0"),
+        ("--built-layers", "0"),
+    ],  # fmt: skip
 )
 def test_bad_input_exits_2_with_one_line(bench, args, capsys):
     assert bench.main(list(args)) == 2
