@@ -26,13 +26,6 @@ def tiny_folder(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_profile_tiny_model_json_and_files(tiny_folder, tmp_path, capsys, one_thread):
     out = tmp_path / "prof"
     committed = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c" / "hardware.json"

@@ -5,15 +5,12 @@ Slow (two Chromium runs over a 5 MB page) and needs Debian's `chromium`; skipped
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-from pathlib import Path
 
 import pytest
 
 from explorer.report import write_report
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "check_report_browser.py"
+from tests.benchmark_scripts import load_benchmark
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,10 +19,7 @@ pytestmark = [
 
 
 def _checker():
-    spec = importlib.util.spec_from_file_location("check_report_browser", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("check_report_browser")
 
 
 def test_report_renders_in_chromium(tmp_path):

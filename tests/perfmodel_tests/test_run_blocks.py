@@ -3,25 +3,12 @@ that benchmarks/bench_latency_model.py computes from it."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from perfmodel.latency_profiles import join_blocks, run_blocks
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_latency_model", REPO / "benchmarks" / "bench_latency_model.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmark_scripts import load_benchmark
 
 
 def test_run_blocks_reads_counts_blocks_and_legacy_rows():
@@ -53,7 +40,7 @@ def test_noise_floor_splits_runs_of_different_lengths():
     rows = pd.DataFrame(
         {"runs": [4], "run_samples": ["2;4;3/2"], "cpu_samples_ms": [";".join(map(str, samples))]}
     )
-    rep = _bench().repeatability(rows, "cpu_median_ms")
+    rep = load_benchmark("bench_latency_model").repeatability(rows, "cpu_median_ms")
     pooled = 2.0  # median of all nine samples
     assert rep["runs_compared"] == 2  # the block of two runs is skipped
     assert rep["worst_abs_deviation"] == pytest.approx(abs(1.0 / pooled - 1))

@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-import torch
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmark_scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_head_in_pass", REPO / "benchmarks" / "bench_head_in_pass.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_head_in_pass")
 
 
-@pytest.fixture
-def threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-def test_times_the_head_inside_the_pass_and_alone(bench, threads, capsys):
+def test_times_the_head_inside_the_pass_and_alone(bench, one_thread, capsys):
     argv = ["--widths", "128", "--rounds", "1", "--min-time-ms", "2", "--built-layers", "3"]
     assert bench.main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["results"][0]

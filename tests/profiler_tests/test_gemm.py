@@ -6,20 +6,11 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from explorer.cli import main
 from perfmodel.gemm_table import GemmTable
 from perfmodel.latency_profiles import load_profile_rows
 from profiler.gemm import GEMM_COLUMNS, profile_gemms, write_gemm_rows
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_profile_gemms_rows_and_columns(one_thread):

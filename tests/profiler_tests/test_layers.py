@@ -123,17 +123,14 @@ def test_min_time_ms_times_until_the_calls_add_up(tiny_recipe):
         assert total >= 100.0 - 1e-6 and before_last < 100.0 + 1e-6
 
 
-def test_block_times_back_to_back_calls_per_depth(tiny_recipe):
+def test_block_times_back_to_back_calls_per_depth(tiny_recipe, one_thread):
     from profiler.forward_timer import HFForwardTimer
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     timer = HFForwardTimer(tiny_recipe, device="cpu", dtype="fp32", repeats=4, warmup=1, block=3)
     try:
         res = timer(depths=[1, 2], batch=1, context=8, query=2)
     finally:
         timer.close()
-        torch.set_num_threads(threads)
     for r in res.values():  # whole blocks: 4 calls asked, 2 rounds of 3 timed
         assert len(r.samples_ms) == 6 and len(r.cpu_samples_ms) == 6
         assert all(s > 0 for s in r.cpu_samples_ms)
