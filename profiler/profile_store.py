@@ -73,7 +73,7 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
         transformers version, device): their samples are not one population.
     """
     key = list(MEASURE_KEY)
-    old, new = _with_runs(old), _with_runs(new)
+    old, new = _with_pool_columns(old), _with_pool_columns(new)
     if old.empty or new.empty:
         return new
     index = {tuple(k): i for i, k in enumerate(old[key].itertuples(index=False))}
@@ -131,13 +131,13 @@ def _blocks(row) -> list[tuple[int, int]]:
     return run_blocks(row.get("run_samples"), repeats=int(row["repeats"]), runs=int(row["runs"]))
 
 
-def _with_runs(rows: pd.DataFrame) -> pd.DataFrame:
+def _with_pool_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` and ``block`` as integers; rows written before a column existed read 1 (one
+    run; one call per depth and round)."""
     rows = rows.copy()
-    runs = rows["runs"] if "runs" in rows.columns else pd.Series(1, index=rows.index)
-    rows["runs"] = pd.to_numeric(runs, errors="coerce").fillna(1).astype(int)
-    # rows written before the column existed were timed one call per depth and round
-    block = rows["block"] if "block" in rows.columns else pd.Series(1, index=rows.index)
-    rows["block"] = pd.to_numeric(block, errors="coerce").fillna(1).astype(int)
+    for col in ("runs", "block"):
+        values = rows[col] if col in rows.columns else pd.Series(1, index=rows.index)
+        rows[col] = pd.to_numeric(values, errors="coerce").fillna(1).astype(int)
     return rows
 
 
