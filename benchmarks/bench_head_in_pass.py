@@ -41,10 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from profiler.build import build_model, resolve_model  # noqa: E402
+from profiler.gemm import weight_copies  # noqa: E402
 
 QUERIES = (1, 2, 3, 4)
 KINDS = ("pass", "head_in_pass", "warm", "cold")
-CYCLE_BYTES = 256 * 2**20
 
 
 def _timed(fn, min_time_ms: float) -> list[float]:
@@ -82,7 +82,7 @@ def measure(
         lambda m, a, o: head_ms.append((time.process_time_ns() - start["t"]) / 1e6)
     )
     w = model.lm_head.weight.detach()
-    copies = [w.clone() for _ in range(max(1, CYCLE_BYTES // (w.numel() * w.element_size())))]
+    copies = weight_copies(w)
     cfg = model.config
     kv = cfg.num_key_value_heads
     samples = {q: {k: [] for k in KINDS} for q in QUERIES}

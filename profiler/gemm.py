@@ -24,7 +24,7 @@ from perfmodel.gemm_table import GEMM_TABLE_FILE
 from perfmodel.latency_profiles import BYTES_PER_PARAM, parse_samples
 from profiler.timing import TimingResult, time_callable
 
-__all__ = ["GEMM_COLUMNS", "GEMM_KEY", "profile_gemms", "write_gemm_rows"]
+__all__ = ["GEMM_COLUMNS", "GEMM_KEY", "profile_gemms", "weight_copies", "write_gemm_rows"]
 
 GEMM_KEY = ("dtype", "k", "n", "m")
 GEMM_COLUMNS = (
@@ -36,6 +36,13 @@ GEMM_COLUMNS = (
 # Bytes of weight copies each product cycles through (above the last-level cache of a server
 # CPU: 32 MiB on the profiled EPYC; an H200's L2 is 60 MiB).
 CYCLE_BYTES = 256 * 2**20
+
+
+def weight_copies(w: Any, cycle_bytes: int = CYCLE_BYTES) -> list[Any]:
+    """``w`` and enough clones of it to fill ``cycle_bytes`` (at least ``w`` itself): cycling a
+    product through them makes its weight come from memory, as in a forward pass."""
+    copies = max(1, -(-int(cycle_bytes) // (w.numel() * w.element_size())))
+    return [w] + [w.clone() for _ in range(copies - 1)]
 
 
 def _stats(samples: Sequence[float], prefix: str = "") -> dict[str, float]:
@@ -136,8 +143,8 @@ def profile_gemms(
         for k, n in pairs:
             k, n = int(k), int(n)
             w0 = (torch.randn(n, k, generator=gen) * 0.02).to(device=device, dtype=tdtype)
-            copies = max(1, -(-int(cycle_bytes) // (n * k * w0.element_size())))
-            ws = [w0] + [w0.clone() for _ in range(copies - 1)]
+            ws = weight_copies(w0, cycle_bytes)
+            copies = len(ws)
             turn = 0
             xs = {
                 m: torch.randn(m, k, generator=gen).to(device=device, dtype=tdtype)
