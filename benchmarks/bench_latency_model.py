@@ -64,9 +64,11 @@ def held_out(
     dropped from it too (a shape whose layers and products were never timed)."""
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
+    worst: list[dict] = []
     spread: dict[str, list[float]] = {}
     footprint: dict[str, list[float]] = {}
     iqr = "cpu_iqr_ms" if statistic == "cpu_median_ms" else "iqr_ms"
+    samples = "cpu_samples_ms" if statistic == "cpu_median_ms" else "samples_ms"
     for key in keys:
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
         m = LatencyModel.fit(
@@ -86,8 +88,20 @@ def held_out(
                 - 1
                 for r in mine.itertuples()
             ]
+        for r, e, rel in zip(
+            mine.itertuples(), errors["corrected"][name], spread[name], strict=True
+        ):
+            worst.append(
+                {"model": name, "depth": int(r.depth), "batch": int(r.batch),
+                 "context": int(r.context), "query": int(r.query),
+                 "measured_ms": float(getattr(r, m.statistic)),
+                 "predicted_ms": float(getattr(r, m.statistic)) * (1 + e), "error": float(e),
+                 "rel_iqr": float(rel), "runs": int(getattr(r, "runs", 1)),
+                 "run_medians_ms": run_medians(r, samples)}
+            )  # fmt: skip
     out = {kind: _summary(per, statistic, spread) for kind, per in errors.items()}
     out["errors"], out["footprint"] = errors["corrected"], footprint
+    out["rows"] = sorted(worst, key=lambda w: -abs(w["error"]))
     return out
 
 
@@ -111,12 +125,22 @@ def cache_split(errors: dict, footprint: dict, cache_bytes: float) -> dict:
     return out
 
 
-def layer_over_products(folder: Path, model: LatencyModel, *, context: int) -> dict[str, list]:
-    """Per profiled shape: its fitted T_layer (``*.fit.csv``, b = 1) over the sum of its layer's
-    products at m = q from the GEMM table, one ratio per profiled q."""
+def parts_over_products(
+    folder: Path, model: LatencyModel, *, context: int
+) -> dict[str, list[dict]]:
+    """Per profiled shape (``*.fit.csv``, b = 1), one entry per profiled q: its fitted T_layer
+    over the sum of its layer's products at m = q, and its fitted T_fixed minus its LM head's
+    product, from the GEMM table (timed cold, as from memory).
+
+    T_fixed minus the head is what the pass spends outside the head (embedding, final norm,
+    Python): about the same for every shape, unless the head ran faster in the pass than its
+    cold product (a head that stayed in the last-level cache)."""
     gemm = model.parametric.gemm
-    out: dict[str, list] = {}
-    column = "cpu_t_layer_ms" if model.statistic == "cpu_median_ms" else "t_layer_ms"
+    out: dict[str, list[dict]] = {}
+    cpu = model.statistic == "cpu_median_ms"
+    layer_col, fixed_col = (
+        ("cpu_t_layer_ms", "cpu_t_fixed_ms") if cpu else ("t_layer_ms", "t_fixed_ms")
+    )
     for path in sorted(folder.glob("*.fit.csv")):
         fits = pd.read_csv(path)
         fits = fits[(fits["dtype"] == model.dtype) & (fits["batch"] == 1)]
@@ -124,14 +148,19 @@ def layer_over_products(folder: Path, model: LatencyModel, *, context: int) -> d
         if fits.empty or gemm is None:
             continue
         r = fits.iloc[0]
+        q = fits["query"].to_numpy(float)
         products = gemm.layer_ms(
-            fits["query"].to_numpy(float), hidden=int(r.hidden), ffn=int(r.ffn),
-            heads=int(r.heads), kv_heads=int(r.kv_heads), opt=r.family == "opt",
+            q, hidden=int(r.hidden), ffn=int(r.ffn), heads=int(r.heads),
+            kv_heads=int(r.kv_heads), opt=r.family == "opt",
         )  # fmt: skip
+        head = gemm.head_ms(q, hidden=int(r.hidden), vocab=int(r.vocab))
         out[str(r.model)] = [
-            (int(q), float(t / p))
-            for q, t, p in zip(fits["query"], fits[column], products, strict=True)
-        ]
+            {"query": int(qi), "layer_over_products": float(t / p),
+             "fixed_minus_head_ms": float(f - h), "head_bytes": float(r.hidden * r.vocab * 4)}
+            for qi, t, p, f, h in zip(
+                fits["query"], fits[layer_col], products, fits[fixed_col], head, strict=True
+            )
+        ]  # fmt: skip
     return out
 
 
@@ -169,6 +198,30 @@ def _summary(
     }
 
 
+def run_medians(row, column: str) -> list[float]:
+    """Each recorded run's median of a pooled profile row (``column``: its samples).
+
+    A row's samples lie run after run, each run's share in ``run_samples``
+    (:func:`perfmodel.latency_profiles.run_blocks`). Only blocks that are one run count: runs
+    timed until a minimum time differ in length, and where their boundaries were not kept the
+    block is skipped. Empty for a row of one run or without samples.
+    """
+    runs = getattr(row, "runs", 1)
+    runs = int(runs) if np.isfinite(runs) else 1
+    if runs < 2 or not hasattr(row, column):
+        return []
+    samples = np.array(parse_samples(getattr(row, column)))
+    if not len(samples):
+        return []
+    blocks = run_blocks(getattr(row, "run_samples", None), repeats=len(samples), runs=runs)
+    edges = np.cumsum([n for n, _ in blocks])[:-1]
+    return [
+        float(np.median(chunk))
+        for chunk, (_, k) in zip(np.split(samples, edges), blocks, strict=True)
+        if k == 1
+    ]
+
+
 def repeatability(rows, statistic: str) -> dict | None:
     """How far one profiling run's median is from the median over all pooled runs of a point.
 
@@ -188,16 +241,8 @@ def repeatability(rows, statistic: str) -> dict | None:
         samples = np.array(parse_samples(getattr(r, column)))
         if runs < 2 or not len(samples):
             continue
-        blocks = run_blocks(getattr(r, "run_samples", None), repeats=len(samples), runs=runs)
         pooled = np.median(samples)
-        edges = np.cumsum([n for n, _ in blocks])[:-1]
-        # one run's median vs the pooled one: only blocks that are one run (runs timed until a
-        # minimum time have different lengths; where their boundaries were not kept, skip them)
-        dev += [
-            np.median(chunk) / pooled - 1
-            for chunk, (_, k) in zip(np.split(samples, edges), blocks, strict=True)
-            if k == 1
-        ]
+        dev += [m / pooled - 1 for m in run_medians(r, column)]
     if not dev:
         return None
     d = np.abs(dev)
@@ -252,6 +297,14 @@ def depth_vs_width(model: LatencyModel, *, context: int, vocab: int) -> list[dic
     return out
 
 
+def _span(row: dict) -> str:
+    """'lo - hi (k runs)' of a worst row's recorded run medians, '-' without any."""
+    m = row["run_medians_ms"]
+    if not m:
+        return "-"
+    return f"{min(m):.3g} - {max(m):.3g} ms ({len(m)} runs)"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--profiles", default=str(DEFAULT))
@@ -272,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         default=32.0,
         help="last-level cache size for the split of the held-out error by model size (default"
         " 32: the profiled EPYC's L3)",
+    )
+    p.add_argument(
+        "--worst", type=int, default=10, help="list this many worst held-out rows (default 10)"
     )
     args = p.parse_args(argv)
 
@@ -315,6 +371,18 @@ def main(argv: list[str] | None = None) -> int:
         f"all rows: median {ho['median_abs_error']:.1%}, p90 {ho['p90_abs_error']:.1%}, worst "
         f"{ho['worst_abs_error']:.1%} (goal: median <= 5%, worst <= 15%)"
     )
+    if args.worst > 0:
+        print(f"worst {args.worst} rows (rel. IQR: interquartile range of the calls / median):")
+        print(
+            f"  {'architecture':24} {'L':>3} {'b':>2} {'n':>4} {'q':>3} {'measured':>9} "
+            f"{'predicted':>9} {'error':>7} {'rel.IQR':>7} {'runs':>4}  run medians (min-max)"
+        )
+        for w in both["rows"][: args.worst]:
+            print(
+                f"  {w['model'][:24]:24} {w['depth']:>3} {w['batch']:>2} {w['context']:>4} "
+                f"{w['query']:>3} {w['measured_ms']:>9.3f} {w['predicted_ms']:>9.3f} "
+                f"{w['error']:>+7.1%} {w['rel_iqr']:>7.0%} {w['runs']:>4}  {_span(w)}"
+            )
     pr = ho["precise_rows"]
     if pr["rows"]:
         print(
@@ -336,15 +404,20 @@ def main(argv: list[str] | None = None) -> int:
         f"(median {split['larger']['median_abs_error'] or 0:.1%}, "
         f"{split['larger']['rows_over_15pct']} over 15%)"
     )
-    ratios = layer_over_products(Path(args.profiles), full, context=args.context)
-    if ratios:
+    parts = parts_over_products(Path(args.profiles), full, context=args.context)
+    if parts:
         print(
-            f"\nfitted T_layer over the sum of its products (GEMM table), b=1, n={args.context}, "
-            "min-max over q:"
+            f"\nfitted parts vs the GEMM table's products, b=1, n={args.context}, over q: T_layer "
+            "over its products (min - max); T_fixed minus the head's product (timed cold), ms"
         )
-        for name, rq in ratios.items():
-            v = [r for _, r in rq]
-            print(f"  {name[:40]:40} {min(v):5.2f} - {max(v):5.2f}  (q = {rq[0][0]}..{rq[-1][0]})")
+        for name, entries in parts.items():
+            lr = [e["layer_over_products"] for e in entries]
+            fh = [e["fixed_minus_head_ms"] for e in entries]
+            print(
+                f"  {name[:40]:40} {min(lr):5.2f} - {max(lr):5.2f}   median {np.median(fh):+7.2f} "
+                f"({min(fh):+.2f} - {max(fh):+.2f}) ms  (q = {entries[0]['query']}.."
+                f"{entries[-1]['query']})"
+            )
 
     rep = repeatability(rows, full.statistic)
     if rep is not None:
@@ -384,8 +457,9 @@ def main(argv: list[str] | None = None) -> int:
                 "gemm": args.gemm if gemm is not None else "none",
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
+                "held_out_worst_rows": both["rows"][: max(args.worst, 0)],
                 "held_out_by_model_size": {"cache_mib": args.cache_mib, **split},
-                "layer_over_products": ratios,
+                "parts_over_products": parts,
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},
                 "repeatability": rep,
                 "spread_by_length": spread,

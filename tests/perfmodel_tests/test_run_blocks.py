@@ -45,3 +45,42 @@ def test_noise_floor_splits_runs_of_different_lengths():
     assert rep["runs_compared"] == 2  # the block of two runs is skipped
     assert rep["worst_abs_deviation"] == pytest.approx(abs(1.0 / pooled - 1))
     assert rep["median_abs_deviation"] == pytest.approx(np.median([0.5, 0.0]))
+
+
+def test_run_medians_are_each_recorded_runs_median():
+    row = pd.DataFrame(
+        {"runs": [3], "run_samples": ["2;3;4/1"],
+         "cpu_samples_ms": [";".join(map(str, [1.0, 3.0, 5.0, 6.0, 7.0, 8.0, 8.0, 9.0, 9.0]))]}
+    ).iloc[0]  # fmt: skip
+    bench = load_benchmark("bench_latency_model")
+    assert bench.run_medians(row, "cpu_samples_ms") == [2.0, 6.0, 8.5]
+    one = pd.DataFrame({"runs": [1], "cpu_samples_ms": ["1.0;2.0"]}).iloc[0]
+    assert bench.run_medians(one, "cpu_samples_ms") == []
+
+
+def test_held_out_lists_the_worst_rows_first():
+    from tests.perfmodel_tests.test_latency_model import _rows
+
+    rows = _rows()
+    rows["runs"], rows["median_ms"] = 1, rows["median_ms"].astype(float)
+    spoiled = (rows["model"] == "w256") & (rows["depth"] == 2) & (rows["query"] == 4)
+    spoiled &= (rows["batch"] == 1) & (rows["context"] == 128)
+    rows.loc[spoiled, "median_ms"] *= 1.5  # one row measured 50% slow
+    out = load_benchmark("bench_latency_model").held_out(
+        rows, statistic="median_ms", flops_per_byte=10.0
+    )
+    worst = out["rows"]
+    assert len(worst) == len(rows)
+    errors = [abs(w["error"]) for w in worst]
+    assert errors == sorted(errors, reverse=True)
+    top = worst[0]
+    assert (top["model"], top["depth"], top["batch"], top["context"], top["query"]) == (
+        "w256",
+        2,
+        1,
+        128,
+        4,
+    )
+    assert top["error"] < -0.2  # predicted well under the spoiled measurement
+    assert top["predicted_ms"] == pytest.approx(top["measured_ms"] * (1 + top["error"]))
+    assert top["run_medians_ms"] == []
