@@ -182,6 +182,11 @@ def profile_gemms(
     return pd.DataFrame(rows, columns=list(GEMM_COLUMNS))
 
 
+# Products measured under different settings are not pooled (a warm product, cycle_bytes 0, is
+# not a cold one).
+_SAME_SETTINGS = ("threads", "torch_version", "cycle_bytes", "device_name")
+
+
 def _pooled(old: pd.Series, new: pd.Series) -> dict[str, Any]:
     wall = list(parse_samples(old["samples_ms"])) + list(parse_samples(new["samples_ms"]))
     cpu_old, cpu_new = (
@@ -204,9 +209,10 @@ def write_gemm_rows(out_dir: str | Path, rows: pd.DataFrame, *, accumulate: bool
     """Merge ``rows`` into ``<out_dir>/gemm.csv`` (written atomically) and return its path.
 
     A new row replaces the earlier row of the same (dtype, k, n, m), or with ``accumulate`` is
-    pooled with it (samples appended, statistics recomputed, ``runs`` counted) when both were
-    measured with the same threads and torch version. Raises ``ValueError`` for an unreadable
-    existing table.
+    pooled with it (samples appended, statistics recomputed, ``runs`` counted). Raises
+    ``ValueError``, writing nothing, for an unreadable existing table and, with ``accumulate``,
+    for a row whose earlier row was measured with other settings (threads, torch version,
+    cycled bytes, device name: :data:`_SAME_SETTINGS`), whose samples are not one population.
     """
     path = Path(out_dir) / GEMM_TABLE_FILE
     new = rows.copy()
@@ -223,11 +229,18 @@ def write_gemm_rows(out_dir: str | Path, rows: pd.DataFrame, *, accumulate: bool
             pooled = []
             for _, r in new.iterrows():
                 prev = index.get(tuple(r[c] for c in GEMM_KEY))
-                same = prev is not None and all(
-                    str(prev.get(c)) == str(r[c])
-                    for c in ("threads", "torch_version", "cycle_bytes")
-                )
-                pooled.append(_pooled(prev, r) if same else r.to_dict())
+                if prev is None:
+                    pooled.append(r.to_dict())
+                    continue
+                for c in _SAME_SETTINGS:
+                    if c in old.columns and c in new.columns and str(prev[c]) != str(r[c]):
+                        raise ValueError(
+                            f"cannot pool products measured with different {c}: the earlier "
+                            f"row of {r['dtype']} k={r['k']}, n={r['n']}, m={r['m']} in {path} "
+                            f"has {prev[c]!r}, the new one {r[c]!r}; write to another folder "
+                            "or without pooling."
+                        )
+                pooled.append(_pooled(prev, r))
             new = pd.DataFrame(pooled, columns=rows.columns)
         new = pd.concat([old, new], ignore_index=True)
     new = new.drop_duplicates(subset=list(GEMM_KEY), keep="last")

@@ -94,3 +94,16 @@ def test_cli_profile_gemm_bad_input_exits_2(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--gemm-cycle-mib >= 0" in err[0]
+
+
+def test_write_refuses_to_pool_other_settings_and_loses_nothing(tmp_path, one_thread):
+    cold = profile_gemms([(16, 16)], [1], repeats=2, cycle_bytes=2**20)
+    path = write_gemm_rows(tmp_path, cold)
+    before = path.read_text()
+    warm = profile_gemms([(16, 16), (8, 8)], [1], repeats=2, cycle_bytes=0)
+    with pytest.raises(ValueError, match="different cycle_bytes.*k=16, n=16, m=1"):
+        write_gemm_rows(tmp_path, warm, accumulate=True)
+    assert path.read_text() == before  # nothing written, nothing lost
+    replaced = pd.read_csv(write_gemm_rows(tmp_path, warm))  # without pooling: replaced
+    assert sorted(replaced["cycle_bytes"]) == sorted(warm["cycle_bytes"]) and len(replaced) == 2
+    assert set(replaced["runs"]) == {1}
