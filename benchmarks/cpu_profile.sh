@@ -42,9 +42,24 @@ common=(--device cpu --dtype "${DTYPE:-fp32}" --threads 1 --repeats 5 --warmup 1
 # median on the EPYC VM), passes of 50 ms and more much less (7%).
 [ -z "${GEMM:-}" ] && common+=(--min-time-ms "${MIN_TIME_MS:-200}")
 [ -n "${GEMM:-}" ] && common+=(--gemm)
+# How the forward passes of every shape but the 65-70B presets are timed (data/README.md,
+# "cpu-epyc-1c", measuring context): BLOCK (default 1: one call per depth and round, the
+# committed profiles) back-to-back calls per depth and round after an untimed one (`--block`);
+# FLUSH_MIB (default 0) MiB streamed through the caches before every call (`--flush-mib`).
+# Round-robin with one call, a small shape's one-layer pass follows a deeper pass that evicted
+# its weights; back to back it keeps them in the cache (zoo-w256 at q = 1: 0.7x the time).
+block=()
+[ -z "${GEMM:-}" ] && block=(--block "${BLOCK:-1}" --flush-mib "${FLUSH_MIB:-0}")
 
 for round in $(seq "$rounds"); do
 echo "round $round of $rounds" >&2
+# REPLACE=1: the first round replaces the rows already in OUT_DIR instead of pooling with them
+# (remaking a profile with other settings, e.g. BLOCK or FLUSH_MIB); later rounds pool.
+shapes=("${block[@]}")
+for a in "${common[@]}"; do
+  [ -n "${REPLACE:-}" ] && [ "$round" = 1 ] && [ "$a" = --accumulate ] && continue
+  shapes+=("$a")
+done
 
 # Draft grid: llama layout, vocab 32000, head_dim 64, ffn = 2.6875 x hidden (llama-7b's ratio),
 # 12 layers timed at depths 1, 2, 4 and 12 (the whole model), so depth 1-12 is covered. Widths
@@ -53,7 +68,7 @@ for w in ${WIDTHS-128 192 256 384 512 768 1024 1536 2048}; do
   ffn=$(( (w * 43 / 16 + 7) / 8 * 8 ))
   specdec profile --model llama-7b --layers 12 --hidden "$w" --ffn "$ffn" --heads $(( w / 64 )) \
     --kv-heads $(( w / 64 )) --name "draft-w${w}-l12" --depths 1,2,4,12 --whole \
-    --batch 1,4 --context 128,512 --query "$query" "${common[@]}"
+    --batch 1,4 --context 128,512 --query "$query" "${shapes[@]}"
 done
 
 # The zoo's draft family: the zoo target's config (vocabulary 4096, tied embedding) with the
@@ -65,7 +80,7 @@ for w in ${ZOO_WIDTHS-128 192 256 512 1024}; do
   ffn=$(( (8 * w + 191) / 192 * 64 ))
   specdec profile --model data/zoo/target --layers 12 --hidden "$w" --ffn "$ffn" \
     --heads $(( w / 64 )) --kv-heads $(( w / 64 )) --name "zoo-w${w}-l12" --depths 1,2,4,12 \
-    --whole --batch 1,4 --context 128,512 --query "$query" "${common[@]}"
+    --whole --batch 1,4 --context 128,512 --query "$query" "${shapes[@]}"
 done
 
 # GEMM=1: the search space's shapes for the zoo target (explorer.space defaults), products only.
@@ -85,16 +100,16 @@ fi
 # Seed-paper presets, batch 1: one and two layers, and opt-125m whole as well (12 layers).
 preset=(--batch 1 --context 128,512 --query "$query")
 [ -n "${SKIP_PRESETS:-}" ] && continue
-specdec profile --model opt-125m --depths 1,2,12 --whole "${preset[@]}" "${common[@]}"
+specdec profile --model opt-125m --depths 1,2,12 --whole "${preset[@]}" "${shapes[@]}"
 for m in sheared-llama-1.3b wide-sheared-llama-796m; do
-  specdec profile --model "$m" --depths 1,2 "${preset[@]}" "${common[@]}"
+  specdec profile --model "$m" --depths 1,2 "${preset[@]}" "${shapes[@]}"
 done
 
 # The zoo's target (trained by `specdec train`, data/zoo/target), from its config.json: whole
 # model and depth fit.
 if [ -f data/zoo/target/config.json ]; then
   specdec profile --model data/zoo/target --name zoo-target --depths 1,2,6 --whole \
-    --batch 1,4 --context 128,256 --query "$query" "${common[@]}"
+    --batch 1,4 --context 128,256 --query "$query" "${shapes[@]}"
 fi
 done
 

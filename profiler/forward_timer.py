@@ -79,6 +79,11 @@ class HFForwardTimer:
         before can matter (a one-layer zoo-w256 pass took 0.84-1.18 ms timed beside depth 2 only,
         1.39-1.70 ms beside depths 4 and 12 too: data/README.md). With ``block > 1`` the timed
         calls are passes run back to back, as a draft runs its γ passes.
+    flush_bytes : int
+        Bytes of a buffer streamed through the caches (read and written once) in the untimed
+        setup before every call (0: none). Each pass then starts with the model's weights
+        evicted from the last-level cache, whatever ran before it: the state of a draft's first
+        pass after the target's verification pass, and of the GEMM table's cold products.
     """
 
     def __init__(
@@ -91,10 +96,14 @@ class HFForwardTimer:
         warmup: int,
         min_time_ms: float = 0.0,
         block: int = 1,
+        flush_bytes: int = 0,
     ) -> None:
+        if flush_bytes < 0:
+            raise ValueError(f"`flush_bytes >= 0` must hold, but got {flush_bytes=}.")
         self.recipe, self.device, self.dtype = recipe, device, dtype
         self.repeats, self.warmup, self.min_time_ms = repeats, warmup, min_time_ms
-        self.block = block
+        self.block, self.flush_bytes = block, flush_bytes
+        self.flushes = 0  # setup flushes done (tests count them)
         self._depth: int | None = None
         self._model: Any = None
         self._layers: Any = None
@@ -166,6 +175,11 @@ class HFForwardTimer:
         gen = torch.Generator().manual_seed(1)
         ids = torch.randint(vocab, (batch, query), generator=gen).to(self.device)
         samples: dict[int, list[float]] = {d: [] for d in depths}
+        flush = (
+            torch.zeros(self.flush_bytes // 4, dtype=torch.float32, device=self.device)
+            if self.flush_bytes
+            else None
+        )
         with torch.inference_mode():
             caches = {}
             for d in depths:
@@ -185,6 +199,9 @@ class HFForwardTimer:
                         extra = cache.get_seq_length() - context
                         if extra > 0:
                             cache.crop(-extra)
+                        if flush is not None:
+                            flush.add_(1.0)  # read and write every byte: evicts the model
+                            self.flushes += 1
 
                     def forward(cache: Any = cache, d: int = d) -> Any:
                         c0 = time.process_time_ns()

@@ -62,7 +62,7 @@ ROW_COLUMNS = (
     "model", "source", "model_type", "family", "layers", "depth", "whole",
     "hidden", "ffn", "heads", "kv_heads", "vocab", "tied", "params",
     "batch", "context", "query", "dtype",
-    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "block", "runs", "run_samples",
+    "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "block", "flush_bytes", "runs", "run_samples",
     "samples_ms", "cpu_median_ms", "cpu_iqr_ms", "cpu_samples_ms", "roofline_ms", "roofline_bound", "roofline_bytes", "achieved_bandwidth_bytes_per_s",
     "bandwidth_fraction",
     "device", "device_name", "hardware_source", "threads", "torch_version",
@@ -97,6 +97,11 @@ class ProfileGrid:
         Timed calls per depth and round, back to back after one untimed call (1: the committed
         profiles' protocol, one call per depth and round); see
         :class:`profiler.forward_timer.HFForwardTimer`.
+    flush_mib : float
+        MiB streamed through the caches before every timed call (0: none, the committed
+        profiles' protocol), so each pass starts with the model's weights evicted, as a draft's
+        first pass after the target's verification pass does; see
+        :class:`profiler.forward_timer.HFForwardTimer`.
     """
 
     batch: tuple[int, ...] = (1,)
@@ -108,6 +113,7 @@ class ProfileGrid:
     warmup: int = 1
     min_time_ms: float = 0.0
     block: int = 1
+    flush_mib: float = 0.0
 
     def __post_init__(self) -> None:
         for name, low in (("batch", 1), ("context", 0), ("query", 1), ("depths", 1)):
@@ -135,10 +141,17 @@ class ProfileGrid:
             or self.block < 1
         ):
             raise ValueError(f"`block >= 1` must be an integer, but got block={self.block!r}.")
+        if not (np.isfinite(self.flush_mib) and self.flush_mib >= 0):
+            raise ValueError(f"`flush_mib >= 0` must hold, but got flush_mib={self.flush_mib!r}.")
         if not (np.isfinite(self.min_time_ms) and self.min_time_ms >= 0):
             raise ValueError(
                 f"`min_time_ms >= 0` must hold, but got min_time_ms={self.min_time_ms!r}."
             )
+
+    @property
+    def flush_bytes(self) -> int:
+        """``flush_mib`` in bytes, a whole number of float32 elements."""
+        return int(self.flush_mib * 2**20) // 4 * 4
 
     def points(self) -> list[tuple[int, int, int]]:
         """(batch, context, query) combinations, in sweep order."""
@@ -252,6 +265,7 @@ def profile_model(
             warmup=grid.warmup,
             min_time_ms=grid.min_time_ms,
             block=grid.block,
+            flush_bytes=grid.flush_bytes,
         )
         if own
         else measure
@@ -292,6 +306,7 @@ def profile_model(
                         "repeats": len(res.samples_ms),
                         "warmup": grid.warmup,
                         "block": grid.block,
+                        "flush_bytes": grid.flush_bytes if own else 0,
                         "runs": 1,
                         "run_samples": str(len(res.samples_ms)),
                         "samples_ms": ";".join(f"{s:.4f}" for s in res.samples_ms),

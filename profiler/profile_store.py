@@ -41,7 +41,8 @@ __all__ = ["pool_rows", "write_profile"]
 
 # Rows measured under different settings are not pooled (their samples are not one population).
 _SAME_SETTINGS = (
-    "threads", "warmup", "block", "torch_version", "transformers_version", "device_name",
+    "threads", "warmup", "block", "flush_bytes", "torch_version", "transformers_version",
+    "device_name",
 )  # fmt: skip
 
 
@@ -69,8 +70,8 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        When a pooled pair was measured with different settings (threads, warm-up, torch or
-        transformers version, device): their samples are not one population.
+        When a pooled pair was measured with different settings (threads, warm-up, block, cache
+        flush, torch or transformers version, device): their samples are not one population.
     """
     key = list(MEASURE_KEY)
     old, new = _with_pool_columns(old), _with_pool_columns(new)
@@ -132,12 +133,12 @@ def _blocks(row) -> list[tuple[int, int]]:
 
 
 def _with_pool_columns(rows: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` and ``block`` as integers; rows written before a column existed read 1 (one
-    run; one call per depth and round)."""
+    """``runs``, ``block`` and ``flush_bytes`` as integers; rows written before a column existed
+    read as measured then (one run; one call per depth and round; no flush)."""
     rows = rows.copy()
-    for col in ("runs", "block"):
-        values = rows[col] if col in rows.columns else pd.Series(1, index=rows.index)
-        rows[col] = pd.to_numeric(values, errors="coerce").fillna(1).astype(int)
+    for col, legacy in (("runs", 1), ("block", 1), ("flush_bytes", 0)):
+        values = rows[col] if col in rows.columns else pd.Series(legacy, index=rows.index)
+        rows[col] = pd.to_numeric(values, errors="coerce").fillna(legacy).astype(int)
     return rows
 
 

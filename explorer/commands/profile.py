@@ -94,6 +94,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " row, as a draft runs its gamma passes",
     )
     parser.add_argument(
+        "--flush-mib",
+        type=float,
+        default=0.0,
+        metavar="MIB",
+        help="stream MIB MiB through the caches before every timed call, so each pass starts"
+        " with the model's weights evicted, as a draft's first pass after the target's (default"
+        " 0: no flush, as the committed profiles; e.g. 64 for a 32 MiB L3)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="torch CPU threads (default torch's; part of the device name)"
     )
     parser.add_argument(
@@ -137,6 +146,8 @@ def _grid(args: argparse.Namespace) -> Any:
         raise UsageError(f"`--block >= 1` must hold, but got {args.block}.")
     if not (math.isfinite(args.min_time_ms) and args.min_time_ms >= 0):
         raise UsageError(f"`--min-time-ms >= 0` must hold, but got {args.min_time_ms}.")
+    if not (math.isfinite(args.flush_mib) and args.flush_mib >= 0):
+        raise UsageError(f"`--flush-mib >= 0` must hold, but got {args.flush_mib}.")
     depths = int_list(args.depths, flag="--depths")
     if len(set(depths)) < 2:
         raise UsageError(f"--depths needs at least two distinct depths, but got {args.depths!r}.")
@@ -150,6 +161,7 @@ def _grid(args: argparse.Namespace) -> Any:
         warmup=args.warmup,
         min_time_ms=args.min_time_ms,
         block=args.block,
+        flush_mib=args.flush_mib,
     )
 
 
@@ -218,9 +230,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = profile.rows
     first = rows.iloc[0]
     keep = [
-        "depth", "batch", "context", "query", "median_ms", "iqr_ms", "min_ms", "repeats",
-        "roofline_ms", "roofline_bound", "achieved_bandwidth_bytes_per_s", "bandwidth_fraction",
-        "loadavg_1m",
+        "depth", "batch", "context", "query", "median_ms", "iqr_ms", "min_ms", "cpu_median_ms",
+        "repeats", "roofline_ms", "roofline_bound", "achieved_bandwidth_bytes_per_s",
+        "bandwidth_fraction", "loadavg_1m",
     ]  # fmt: skip
     fit_keep = [
         "batch", "context", "query", "t_fixed_ms", "t_layer_ms", "fit_residual_ms",

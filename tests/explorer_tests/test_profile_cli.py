@@ -101,6 +101,8 @@ def test_min_time_ms_is_capped(tiny_folder, tmp_path, capsys, one_thread, monkey
         (["--model", "llama-7b", "--accumulate"], "--no-write"),
         (["--model", "llama-7b", "--min-time-ms", "-5"], "--min-time-ms >= 0"),
         (["--model", "llama-7b", "--block", "0"], "--block >= 1"),
+        (["--model", "llama-7b", "--flush-mib", "-1"], "--flush-mib >= 0"),
+        (["--model", "llama-7b", "--flush-mib", "nan"], "--flush-mib >= 0"),
         (["--model", "llama-7b", "--min-time-ms", "nan"], "--min-time-ms >= 0"),
     ],
 )

@@ -140,6 +140,32 @@ def test_block_times_back_to_back_calls_per_depth(tiny_recipe, one_thread):
         ProfileGrid(block=True)
 
 
+def test_flush_streams_a_buffer_before_every_call(tiny_recipe, one_thread):
+    from profiler.forward_timer import HFForwardTimer
+
+    timer = HFForwardTimer(tiny_recipe, device="cpu", dtype="fp32", repeats=3, warmup=1,
+                           flush_bytes=2**20)  # fmt: skip
+    try:
+        res = timer(depths=[1, 2], batch=1, context=8, query=2)
+    finally:
+        timer.close()
+    calls = sum(len(r.samples_ms) for r in res.values())
+    assert calls == 6 and timer.flushes == calls + 2  # every timed call and each warm-up call
+    plain = HFForwardTimer(tiny_recipe, device="cpu", dtype="fp32", repeats=3, warmup=1)
+    try:
+        plain(depths=[1, 2], batch=1, context=8, query=1)
+    finally:
+        plain.close()
+    assert plain.flushes == 0
+    assert ProfileGrid(flush_mib=1.5).flush_bytes == 3 * 2**19
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="flush_mib >= 0"):
+            ProfileGrid(flush_mib=bad)
+    with pytest.raises(ValueError, match="flush_bytes >= 0"):
+        HFForwardTimer(tiny_recipe, device="cpu", dtype="fp32", repeats=1, warmup=0,
+                       flush_bytes=-4)  # fmt: skip
+
+
 def test_tiny_real_model_profiles_on_cpu_and_merges(tiny_recipe, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -226,6 +252,11 @@ def test_pool_rows_refuses_different_settings_and_drops_missing_cpu_samples():
     with pytest.raises(ValueError, match="different block"):
         pool_rows(legacy, blocked)
     assert pool_rows(legacy, pd.DataFrame([{**_row([1.5]), "block": 1}])).iloc[0]["runs"] == 2
+    flushed = pd.DataFrame([{**_row([1.5]), "flush_bytes": 2**26}])
+    with pytest.raises(ValueError, match="different flush_bytes"):
+        pool_rows(legacy, flushed)  # no flush_bytes column: measured without a flush
+    again = pool_rows(flushed, pd.DataFrame([{**_row([2.5]), "flush_bytes": 2**26}]))
+    assert again.iloc[0]["runs"] == 2
     no_cpu = pd.DataFrame([_row([1.0, 2.0], cpu=())])
     pooled = pool_rows(no_cpu, pd.DataFrame([_row([3.0])]))
     assert np.isnan(pooled.iloc[0]["cpu_median_ms"]) and pooled.iloc[0]["cpu_samples_ms"] == ""
