@@ -90,8 +90,8 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
                 raise ValueError(
                     f"cannot pool samples measured with different {col}: the earlier row of "
                     f"{rec['model']} at depth {rec['depth']}, b={rec['batch']}, "
-                    f"n={rec['context']}, q={rec['query']} has {prev[col]!r}, the new one "
-                    f"{rec[col]!r}; write to another folder or without pooling."
+                    f"n={rec['context']}, q={rec['query']} has {prev[col]}, the new one "
+                    f"{rec[col]}; write to another folder or without pooling."
                 )
         wall = TimingResult(parse_samples(prev["samples_ms"]) + parse_samples(rec["samples_ms"]))
         pooled = dict(rec)
@@ -142,11 +142,23 @@ def _with_pool_columns(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+# Whole-number columns, written as integers: merged with older rows that lack a column, pandas
+# makes it float, and the CSV's 6 significant digits would round it (a flush of 67108864 bytes
+# read back as 67108900, and a model's parameter count to 6 digits).
+_INTEGER_COLUMNS = (
+    "layers", "depth", "hidden", "ffn", "heads", "kv_heads", "vocab", "params", "batch",
+    "context", "query", "repeats", "warmup", "block", "flush_bytes", "runs", "threads",
+)  # fmt: skip
+
+
 def _merge_write(path: Path, new: pd.DataFrame, key: Sequence[str], columns: Sequence[str]) -> Path:
     frames = [new]
     if path.is_file():
         frames.insert(0, read_profile_csv(path, key))
     merged = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    for col in _INTEGER_COLUMNS:
+        if col in merged.columns:
+            merged[col] = pd.to_numeric(merged[col], errors="coerce").round().astype("Int64")
     merged = merged.drop_duplicates(subset=list(key), keep="last")
     merged = merged.sort_values(list(key), kind="stable").reset_index(drop=True)
     ordered = [c for c in columns if c in merged.columns] + [

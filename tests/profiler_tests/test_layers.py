@@ -288,3 +288,23 @@ def test_write_profile_accumulate_pools_and_refits(tiny_recipe, tmp_path):
     assert np.isfinite(roof) and fit["roofline_fixed_ms"] == pytest.approx(roof)
     replaced = write_profile(profile_model(tiny_recipe, grid=grid, measure=timer(5.0)), tmp_path)
     assert list(replaced.rows.sort_values("depth")["median_ms"]) == [7.0, 8.0]
+
+
+def test_large_integer_columns_survive_merging_with_older_rows(tiny_recipe, tmp_path, one_thread):
+    def measure(*, depths, batch, context, query):
+        return {d: TimingResult((1.0 + d,)) for d in depths}
+
+    old = ProfileGrid(batch=(1,), context=(8,), query=(2,), depths=(1, 2), repeats=1)
+    write_profile(profile_model(tiny_recipe, grid=old, measure=measure), tmp_path)
+    path = tmp_path / f"{tiny_recipe.name}.csv"
+    # rows written before the flush_bytes column existed
+    pd.read_csv(path).drop(columns=["flush_bytes"]).to_csv(path, index=False)
+    grid = ProfileGrid(batch=(1,), context=(8,), query=(1,), depths=(1, 2), repeats=1,
+                       warmup=0, flush_mib=64)  # fmt: skip
+    for _ in range(2):  # the second run pools with what the first wrote, read back from the CSV
+        write_profile(profile_model(tiny_recipe, grid=grid), tmp_path, accumulate=True)
+    rows = pd.read_csv(path)
+    flushed = rows[rows["query"] == 1]
+    assert set(flushed["flush_bytes"]) == {2**26} and set(flushed["runs"]) == {2}
+    assert rows[rows["query"] == 2]["flush_bytes"].isna().all()
+    assert "e+" not in path.read_text().split("\n")[1].split(",")[13]  # params written whole
