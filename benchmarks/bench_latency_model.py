@@ -17,8 +17,13 @@
 
 Prints the figures, then one JSON line.
 
+Also printed: the ``--worst`` N held-out rows (measured, predicted, the spread of the row's calls
+and the range of its recorded runs' medians: a prediction outside that range is the model's
+miss, not the measurement's noise), and per profiled shape T_layer over its products and
+T_fixed minus its LM head's product from the GEMM table.
+
 Usage: python benchmarks/bench_latency_model.py [--profiles DIR] [--statistic auto] [--dtype D]
-       [--gemm strict|kept|off]
+       [--gemm strict|kept|off] [--worst 10]
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import pandas as pd
 
 from perfmodel.arch import ArchSpec
 from perfmodel.latency_model import ARCH_KEY, LatencyModel, load_profile_rows
-from perfmodel.latency_profiles import parse_samples, run_blocks
+from perfmodel.latency_profiles import BYTES_PER_PARAM, parse_samples, run_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
@@ -96,7 +101,7 @@ def held_out(
                  "context": int(r.context), "query": int(r.query),
                  "measured_ms": float(getattr(r, m.statistic)),
                  "predicted_ms": float(getattr(r, m.statistic)) * (1 + e), "error": float(e),
-                 "rel_iqr": float(rel), "runs": int(getattr(r, "runs", 1)),
+                 "rel_iqr": float(rel), "runs": _runs(r),
                  "run_medians_ms": run_medians(r, samples)}
             )  # fmt: skip
     out = {kind: _summary(per, statistic, spread) for kind, per in errors.items()}
@@ -156,7 +161,8 @@ def parts_over_products(
         head = gemm.head_ms(q, hidden=int(r.hidden), vocab=int(r.vocab))
         out[str(r.model)] = [
             {"query": int(qi), "layer_over_products": float(t / p),
-             "fixed_minus_head_ms": float(f - h), "head_bytes": float(r.hidden * r.vocab * 4)}
+             "fixed_minus_head_ms": float(f - h),
+             "head_bytes": float(r.hidden * r.vocab * BYTES_PER_PARAM[model.dtype])}
             for qi, t, p, f, h in zip(
                 fits["query"], fits[layer_col], products, fits[fixed_col], head, strict=True
             )
@@ -198,6 +204,12 @@ def _summary(
     }
 
 
+def _runs(row) -> int:
+    """A profile row's pooled runs (1 where the column is missing or empty)."""
+    runs = getattr(row, "runs", 1)
+    return int(runs) if np.isfinite(runs) else 1
+
+
 def run_medians(row, column: str) -> list[float]:
     """Each recorded run's median of a pooled profile row (``column``: its samples).
 
@@ -206,8 +218,7 @@ def run_medians(row, column: str) -> list[float]:
     timed until a minimum time differ in length, and where their boundaries were not kept the
     block is skipped. Empty for a row of one run or without samples.
     """
-    runs = getattr(row, "runs", 1)
-    runs = int(runs) if np.isfinite(runs) else 1
+    runs = _runs(row)
     if runs < 2 or not hasattr(row, column):
         return []
     samples = np.array(parse_samples(getattr(row, column)))

@@ -76,9 +76,10 @@ class HFForwardTimer:
         Calls per depth and round, back to back, after one untimed call (1: one timed call per
         depth and round, no untimed one). Round-robin over depths keeps the machine's drift off
         the depth difference, but makes each pass follow another depth's; on a CPU what ran
-        before can matter (a one-layer zoo-w256 pass took 0.84-1.18 ms timed beside depth 2 only,
-        1.39-1.70 ms beside depths 4 and 12 too: data/README.md). With ``block > 1`` the timed
-        calls are passes run back to back, as a draft runs its γ passes.
+        before matters for a model small enough to stay in the last-level cache (zoo-w256's
+        one-layer pass took 0.70-0.82x the time back to back, ``block=5``, as round-robin with
+        depths 2, 4 and 12; benchmarks/bench_depth_context.py, data/README.md). With
+        ``block > 1`` the timed calls are passes run back to back, as a draft runs its γ passes.
     flush_bytes : int
         Bytes of a buffer streamed through the caches (read and written once) in the untimed
         setup before every call (0: none). Each pass then starts with the model's weights
