@@ -210,7 +210,9 @@ class HFForwardTimer:
                         cpu_ms[d].append((time.process_time_ns() - c0) / 1e6)
                         return out
 
-                    warm = self.warmup if r == 0 else (1 if self.block > 1 else 0)
+                    # blocks start with an untimed call, the first round's too (warmup=0)
+                    first = 1 if self.block > 1 else 0
+                    warm = max(self.warmup, first) if r == 0 else first
                     n0 = len(cpu_ms[d])
                     res = time_callable(
                         forward, device=self.device, warmup=warm, repeats=self.block, setup=crop

@@ -134,6 +134,18 @@ def test_block_times_back_to_back_calls_per_depth(tiny_recipe, one_thread):
     for r in res.values():  # whole blocks: 4 calls asked, 2 rounds of 3 timed
         assert len(r.samples_ms) == 6 and len(r.cpu_samples_ms) == 6
         assert all(s > 0 for s in r.cpu_samples_ms)
+    calls = []  # with warmup=0 too, a block starts with an untimed call
+    timer = HFForwardTimer(tiny_recipe, device="cpu", dtype="fp32", repeats=2, warmup=0, block=2)
+    try:
+        timer._ensure(2)
+        model = timer._model
+        real = model.forward
+        model.forward = lambda *a, **k: calls.append(1) or real(*a, **k)
+        res = timer(depths=[1, 2], batch=1, context=8, query=1)
+    finally:
+        timer.close()
+    timed = sum(len(r.samples_ms) for r in res.values())
+    assert timed == 4 and len(calls) == 2 + timed + 2  # 2 checks, 4 timed, 2 untimed
     with pytest.raises(ValueError, match="block >= 1"):
         ProfileGrid(block=0)
     with pytest.raises(ValueError, match="block >= 1"):
