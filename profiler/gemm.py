@@ -237,7 +237,7 @@ def write_gemm_rows(out_dir: str | Path, rows: pd.DataFrame, *, accumulate: bool
                         raise ValueError(
                             f"cannot pool products measured with different {c}: the earlier "
                             f"row of {r['dtype']} k={r['k']}, n={r['n']}, m={r['m']} in {path} "
-                            f"has {prev[c]!r}, the new one {r[c]!r}; write to another folder "
+                            f"has {prev[c]}, the new one {r[c]}; write to another folder "
                             "or without pooling."
                         )
                 pooled.append(_pooled(prev, r))
