@@ -22,6 +22,7 @@ import pandas as pd
 from perfmodel.atomic import atomic_write_text
 from perfmodel.gemm_table import GEMM_TABLE_FILE
 from perfmodel.latency_profiles import BYTES_PER_PARAM, parse_samples
+from profiler.profile_store import csv_text
 from profiler.timing import TimingResult, time_callable
 
 __all__ = ["GEMM_COLUMNS", "GEMM_KEY", "profile_gemms", "weight_copies", "write_gemm_rows"]
@@ -185,6 +186,17 @@ def profile_gemms(
 # Products measured under different settings are not pooled (a warm product, cycle_bytes 0, is
 # not a cold one).
 _SAME_SETTINGS = ("threads", "torch_version", "cycle_bytes", "device_name")
+# Whole-number columns, written as integers (merged with rows lacking one, pandas makes it
+# float, and 6 significant digits would round 268435456 cycled bytes).
+_INTEGER_COLUMNS = ("k", "n", "m", "repeats", "warmup", "runs", "cycle_bytes", "threads")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as numbers where both are (268435456.0 read back equals 268435456), else as text."""
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
 
 
 def _pooled(old: pd.Series, new: pd.Series) -> dict[str, Any]:
@@ -233,7 +245,7 @@ def write_gemm_rows(out_dir: str | Path, rows: pd.DataFrame, *, accumulate: bool
                     pooled.append(r.to_dict())
                     continue
                 for c in _SAME_SETTINGS:
-                    if c in old.columns and c in new.columns and str(prev[c]) != str(r[c]):
+                    if c in old.columns and c in new.columns and not _same(prev[c], r[c]):
                         raise ValueError(
                             f"cannot pool products measured with different {c}: the earlier "
                             f"row of {r['dtype']} k={r['k']}, n={r['n']}, m={r['m']} in {path} "
@@ -248,4 +260,4 @@ def write_gemm_rows(out_dir: str | Path, rows: pd.DataFrame, *, accumulate: bool
     ordered = [c for c in GEMM_COLUMNS if c in new.columns]
     ordered += [c for c in new.columns if c not in ordered]
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(path, new[ordered].to_csv(index=False, float_format="%.6g"))
+    return atomic_write_text(path, csv_text(new[ordered], _INTEGER_COLUMNS))

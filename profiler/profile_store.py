@@ -151,20 +151,27 @@ _INTEGER_COLUMNS = (
 )  # fmt: skip
 
 
+def csv_text(frame: pd.DataFrame, integer_columns: Sequence[str]) -> str:
+    """``frame`` as CSV text: floats to 6 significant digits, ``integer_columns`` (those present)
+    as whole numbers, empty where missing."""
+    out = frame.copy()
+    for col in integer_columns:
+        if col in out.columns:
+            out[col] = pd.to_numeric(out[col], errors="coerce").round().astype("Int64")
+    return out.to_csv(index=False, float_format="%.6g")
+
+
 def _merge_write(path: Path, new: pd.DataFrame, key: Sequence[str], columns: Sequence[str]) -> Path:
     frames = [new]
     if path.is_file():
         frames.insert(0, read_profile_csv(path, key))
     merged = pd.concat([f for f in frames if len(f)], ignore_index=True)
-    for col in _INTEGER_COLUMNS:
-        if col in merged.columns:
-            merged[col] = pd.to_numeric(merged[col], errors="coerce").round().astype("Int64")
     merged = merged.drop_duplicates(subset=list(key), keep="last")
     merged = merged.sort_values(list(key), kind="stable").reset_index(drop=True)
     ordered = [c for c in columns if c in merged.columns] + [
         c for c in merged.columns if c not in columns
     ]
-    return atomic_write_text(path, merged[ordered].to_csv(index=False, float_format="%.6g"))
+    return atomic_write_text(path, csv_text(merged[ordered], _INTEGER_COLUMNS))
 
 
 def _fit_depths(fits: pd.DataFrame) -> list[int] | None:

@@ -107,3 +107,16 @@ def test_write_refuses_to_pool_other_settings_and_loses_nothing(tmp_path, one_th
     replaced = pd.read_csv(write_gemm_rows(tmp_path, warm))  # without pooling: replaced
     assert sorted(replaced["cycle_bytes"]) == sorted(warm["cycle_bytes"]) and len(replaced) == 2
     assert set(replaced["runs"]) == {1}
+
+
+def test_write_keeps_whole_numbers_whole_beside_older_rows(tmp_path, one_thread):
+    rows = profile_gemms([(16, 16)], [1], repeats=2, cycle_bytes=2**28)
+    cycled = int(rows["cycle_bytes"].iloc[0])
+    assert cycled >= 2**28 and cycled % 1000 != 0  # 9 digits: %.6g would round it
+    # a pair written before the cycle_bytes column existed: merged, the column turns float
+    rows.drop(columns=["cycle_bytes"]).assign(k=8, n=8).to_csv(tmp_path / "gemm.csv", index=False)
+    table = pd.read_csv(write_gemm_rows(tmp_path, rows))
+    assert int(table[table["k"] == 16]["cycle_bytes"].iloc[0]) == cycled
+    assert table[table["k"] == 8]["cycle_bytes"].isna().all()
+    pooled = pd.read_csv(write_gemm_rows(tmp_path, rows, accumulate=True))  # read back, pooled
+    assert int(pooled[pooled["k"] == 16]["runs"].iloc[0]) == 2
