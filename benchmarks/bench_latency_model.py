@@ -218,19 +218,25 @@ def run_medians(row, column: str) -> list[float]:
     timed until a minimum time differ in length, and where their boundaries were not kept the
     block is skipped. Empty for a row of one run or without samples.
     """
+    return _split_runs(row, column)[1]
+
+
+def _split_runs(row, column: str) -> tuple[np.ndarray, list[float]]:
+    """(the row's samples, :func:`run_medians`), the samples parsed once."""
     runs = _runs(row)
     if runs < 2 or not hasattr(row, column):
-        return []
+        return np.array([]), []
     samples = np.array(parse_samples(getattr(row, column)))
     if not len(samples):
-        return []
+        return samples, []
     blocks = run_blocks(getattr(row, "run_samples", None), repeats=len(samples), runs=runs)
     edges = np.cumsum([n for n, _ in blocks])[:-1]
-    return [
+    medians = [
         float(np.median(chunk))
         for chunk, (_, k) in zip(np.split(samples, edges), blocks, strict=True)
         if k == 1
     ]
+    return samples, medians
 
 
 def repeatability(rows, statistic: str) -> dict | None:
@@ -248,12 +254,10 @@ def repeatability(rows, statistic: str) -> dict | None:
         return None
     dev = []
     for r in rows.itertuples():
-        runs = int(r.runs) if np.isfinite(r.runs) else 1
-        samples = np.array(parse_samples(getattr(r, column)))
-        if runs < 2 or not len(samples):
-            continue
-        pooled = np.median(samples)
-        dev += [m / pooled - 1 for m in run_medians(r, column)]
+        samples, medians = _split_runs(r, column)
+        if medians:
+            pooled = np.median(samples)
+            dev += [m / pooled - 1 for m in medians]
     if not dev:
         return None
     d = np.abs(dev)

@@ -48,14 +48,14 @@ common=(--device cpu --dtype "${DTYPE:-fp32}" --threads 1 --repeats 5 --warmup 1
 # FLUSH_MIB (default 0) MiB streamed through the caches before every call (`--flush-mib`).
 # Round-robin with one call, a small shape's one-layer pass follows a deeper pass that evicted
 # its weights; back to back it keeps them in the cache (zoo-w256 at q = 1: 0.7x the time).
-block=()
-[ -z "${GEMM:-}" ] && block=(--block "${BLOCK:-1}" --flush-mib "${FLUSH_MIB:-0}")
+protocol=()
+[ -z "${GEMM:-}" ] && protocol=(--block "${BLOCK:-1}" --flush-mib "${FLUSH_MIB:-0}")
 
 for round in $(seq "$rounds"); do
 echo "round $round of $rounds" >&2
 # REPLACE=1: the first round replaces the rows already in OUT_DIR instead of pooling with them
 # (remaking a profile with other settings, e.g. BLOCK or FLUSH_MIB); later rounds pool.
-shapes=("${block[@]}")
+shapes=("${protocol[@]}")
 for a in "${common[@]}"; do
   [ -n "${REPLACE:-}" ] && [ "$round" = 1 ] && [ "$a" = --accumulate ] && continue
   shapes+=("$a")
