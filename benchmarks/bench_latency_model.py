@@ -60,13 +60,20 @@ def _arch(row, layers: int) -> ArchSpec:
 
 
 def held_out(
-    rows, *, statistic: str, flops_per_byte: float, gemm=None, exclude_gemms: bool = True
+    rows,
+    *,
+    statistic: str,
+    flops_per_byte: float,
+    gemm=None,
+    exclude_gemms: bool = True,
+    parametric_fit=None,
 ) -> dict[str, dict]:
     """``{"corrected": ..., "pure": ...}``: the error summary of each left-out shape predicted
     with the neighbour correction and with the pure parametric model, from one fit per shape.
 
     ``gemm``: the device's GEMM table; with ``exclude_gemms`` the left-out shape's products are
-    dropped from it too (a shape whose layers and products were never timed)."""
+    dropped from it too (a shape whose layers and products were never timed). ``parametric_fit``:
+    another cross-architecture model's fit (``LatencyModel.fit``'s; default the committed one)."""
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
     worst: list[dict] = []
@@ -78,7 +85,7 @@ def held_out(
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
         m = LatencyModel.fit(
             rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k], gemm=gemm,
-            exclude_gemms=exclude_gemms,
+            exclude_gemms=exclude_gemms, parametric_fit=parametric_fit,
         )  # fmt: skip
         mine = rows[
             np.logical_and.reduce([rows[c] == v for c, v in zip(ARCH_KEY, key, strict=True)])
@@ -105,7 +112,8 @@ def held_out(
                  "run_medians_ms": run_medians(r, samples)}
             )  # fmt: skip
     out = {kind: _summary(per, statistic, spread) for kind, per in errors.items()}
-    out["errors"], out["footprint"] = errors["corrected"], footprint
+    out["errors"], out["pure_errors"] = errors["corrected"], errors["pure"]
+    out["footprint"] = footprint
     out["rows"] = sorted(worst, key=lambda w: -abs(w["error"]))
     return out
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +138,7 @@ class LatencyModel:
         neighbour_shrink: float = 0.3,
         gemm: GemmTable | None = None,
         exclude_gemms: bool = True,
+        parametric_fit: Callable[..., ParametricLatency] | None = None,
     ) -> LatencyModel:
         """Fit to profile rows (:func:`load_profile_rows`).
 
@@ -160,6 +161,15 @@ class LatencyModel:
         neighbour_scale, neighbour_shrink : float
             Kernel width and shrinkage of the :class:`NeighbourCorrection` that shapes never
             profiled borrow from the profiled ones (``neighbour_shrink=inf`` turns it off).
+        gemm : GemmTable, optional
+            The device's measured matrix products (the ``gemm_ms`` terms).
+        exclude_gemms : bool
+            Drop the excluded architectures' products from ``gemm`` too (a shape nothing was
+            timed of).
+        parametric_fit : callable, optional
+            Fits the cross-architecture model, called as ``parametric_fit(rows, statistic=...,
+            flops_per_byte=..., gemm=...)`` (default :meth:`ParametricLatency.fit`); other
+            parametric forms are tried this way (``benchmarks/bench_residency.py``).
         """
         if statistic not in (*STATISTICS, "auto"):
             raise ValueError(
@@ -202,7 +212,7 @@ class LatencyModel:
                 }  # fmt: skip
                 # nothing left: fit without the GEMM terms
                 gemm = gemm.without(gone) if set(gemm.pairs) - gone else None
-        parametric = ParametricLatency.fit(
+        parametric = (parametric_fit or ParametricLatency.fit)(
             rows, statistic=statistic, flops_per_byte=flops_per_byte, gemm=gemm
         )
         tables = {}
