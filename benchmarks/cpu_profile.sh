@@ -75,7 +75,8 @@ done
 # shapes `specdec train` builds (ffn = 8/3 x hidden rounded up to 64, head_dim 64). These are the
 # shapes the explorer proposes for the zoo target; width 384 is left out (the target's width).
 # Width 192 is the one zoo shape besides 128 whose 12 layers fit in the EPYC's 32 MiB L3 (fp32:
-# 24 MiB with the head), so the smallest shape has a neighbour in its cache regime.
+# 24 MiB with the head), so the smallest shape has a neighbour in its cache regime. (By lscpu's
+# size: the cache a process really gets on that VM is about 8-10 MiB, bench_residency.py.)
 for w in ${ZOO_WIDTHS-128 192 256 512 1024}; do
   ffn=$(( (8 * w + 191) / 192 * 64 ))
   specdec profile --model data/zoo/target --layers 12 --hidden "$w" --ffn "$ffn" \
