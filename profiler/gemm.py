@@ -21,8 +21,8 @@ import pandas as pd
 
 from perfmodel.atomic import atomic_write_text
 from perfmodel.gemm_table import GEMM_TABLE_FILE
-from perfmodel.latency_profiles import BYTES_PER_PARAM, parse_samples
-from profiler.profile_store import csv_text
+from perfmodel.latency_profiles import BYTES_PER_PARAM
+from profiler.profile_store import csv_text, pool_samples, refuse_other_settings
 from profiler.timing import TimingResult, time_callable
 
 __all__ = ["GEMM_COLUMNS", "GEMM_KEY", "profile_gemms", "weight_copies", "write_gemm_rows"]
@@ -191,28 +191,14 @@ _SAME_SETTINGS = ("threads", "torch_version", "cycle_bytes", "device_name")
 _INTEGER_COLUMNS = ("k", "n", "m", "repeats", "warmup", "runs", "cycle_bytes", "threads")
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal as numbers where both are (268435456.0 read back equals 268435456), else as text."""
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return str(a) == str(b)
-
-
 def _pooled(old: pd.Series, new: pd.Series) -> dict[str, Any]:
-    wall = list(parse_samples(old["samples_ms"])) + list(parse_samples(new["samples_ms"]))
-    cpu_old, cpu_new = (
-        parse_samples(old.get("cpu_samples_ms")),
-        parse_samples(new["cpu_samples_ms"]),
-    )
-    cpu = list(cpu_old) + list(cpu_new) if cpu_old and cpu_new else []
-    out = new.to_dict()
+    out = new.to_dict() | pool_samples(old, new, decimals=5)
     k, n, m = int(new["k"]), int(new["n"]), int(new["m"])
-    row = _row(k, n, m, wall, cpu, {"dtype": new["dtype"]}, int(new["warmup"]))
-    for c in ("median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "samples_ms",
-              "cpu_median_ms", "cpu_iqr_ms", "cpu_samples_ms",
-              "achieved_bandwidth_bytes_per_s", "achieved_flops_per_s"):  # fmt: skip
-        out[c] = row[c]
+    seconds = out["median_ms"] / 1e3
+    out["achieved_bandwidth_bytes_per_s"] = (
+        (k * n + m * (k + n)) * BYTES_PER_PARAM[new["dtype"]] / seconds
+    )
+    out["achieved_flops_per_s"] = 2.0 * m * k * n / seconds
     out["runs"] = int(pd.to_numeric(old.get("runs"), errors="coerce") or 1) + 1
     return out
 
@@ -244,14 +230,10 @@ def write_gemm_rows(out_dir: str | Path, rows: pd.DataFrame, *, accumulate: bool
                 if prev is None:
                     pooled.append(r.to_dict())
                     continue
-                for c in _SAME_SETTINGS:
-                    if c in old.columns and c in new.columns and not _same(prev[c], r[c]):
-                        raise ValueError(
-                            f"cannot pool products measured with different {c}: the earlier "
-                            f"row of {r['dtype']} k={r['k']}, n={r['n']}, m={r['m']} in {path} "
-                            f"has {prev[c]}, the new one {r[c]}; write to another folder "
-                            "or without pooling."
-                        )
+                refuse_other_settings(
+                    prev, r, _SAME_SETTINGS,
+                    point=f"{r['dtype']} k={r['k']}, n={r['n']}, m={r['m']}", where=f" in {path}",
+                )  # fmt: skip
                 pooled.append(_pooled(prev, r))
             new = pd.DataFrame(pooled, columns=rows.columns)
         new = pd.concat([old, new], ignore_index=True)

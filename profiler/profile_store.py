@@ -20,8 +20,9 @@ takes its median over several of those states instead of one (``benchmarks/cpu_p
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,7 +38,7 @@ from profiler.layers import (
 )
 from profiler.timing import TimingResult
 
-__all__ = ["pool_rows", "write_profile"]
+__all__ = ["csv_text", "pool_rows", "pool_samples", "refuse_other_settings", "write_profile"]
 
 # Rows measured under different settings are not pooled (their samples are not one population).
 _SAME_SETTINGS = (
@@ -46,8 +47,60 @@ _SAME_SETTINGS = (
 )  # fmt: skip
 
 
-def _joined(samples: Sequence[float]) -> str:
-    return ";".join(f"{s:.4f}" for s in samples)
+def _joined(samples: Sequence[float], decimals: int = 4) -> str:
+    return ";".join(f"{s:.{decimals}f}" for s in samples)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as numbers where both are (268435456.0 read back equals 268435456), else as text;
+    two missing values are equal (a legacy row's empty cell)."""
+    if pd.isna(a) and pd.isna(b):
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def refuse_other_settings(
+    prev: Mapping, rec: Mapping, columns: Sequence[str], *, point: str, where: str = ""
+) -> None:
+    """``ValueError`` when the earlier row ``prev`` and the new row ``rec`` of one point differ
+    in one of ``columns`` (those both have): their samples are not one population."""
+    for col in columns:
+        if col in prev and col in rec and not _same(prev[col], rec[col]):
+            raise ValueError(
+                f"cannot pool samples measured with different {col}: the earlier row of {point}"
+                f"{where} has {prev[col]}, the new one {rec[col]}; write to another folder or "
+                "without pooling."
+            )
+
+
+def pool_samples(prev: Mapping, rec: Mapping, *, decimals: int = 4) -> dict[str, Any]:
+    """The wall-clock and CPU-time samples of two rows of one point, old first, with their
+    statistics: ``median_ms``, ``iqr_ms``, ``min_ms``, ``max_ms``, ``repeats``, ``samples_ms``
+    (joined with ``decimals`` decimals), ``cpu_median_ms``, ``cpu_iqr_ms``, ``cpu_samples_ms``
+    (NaN and empty unless both rows have CPU-time samples: a run with more threads has none).
+    What the profiles' and the GEMM table's pooling share."""
+    wall = TimingResult(parse_samples(prev["samples_ms"]) + parse_samples(rec["samples_ms"]))
+    out: dict[str, Any] = {
+        "median_ms": wall.median_ms, "iqr_ms": wall.iqr_ms, "min_ms": wall.min_ms,
+        "max_ms": wall.max_ms, "repeats": len(wall.samples_ms),
+        "samples_ms": _joined(wall.samples_ms, decimals),
+    }  # fmt: skip
+    cpu_old, cpu_new = (
+        parse_samples(prev.get("cpu_samples_ms")),
+        parse_samples(rec.get("cpu_samples_ms")),
+    )
+    if cpu_old and cpu_new:
+        cpu = TimingResult(cpu_old + cpu_new)
+        out.update(
+            cpu_median_ms=cpu.median_ms, cpu_iqr_ms=cpu.iqr_ms,
+            cpu_samples_ms=_joined(cpu.samples_ms, decimals),
+        )  # fmt: skip
+    else:
+        out.update(cpu_median_ms=float("nan"), cpu_iqr_ms=float("nan"), cpu_samples_ms="")
+    return out
 
 
 def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -85,42 +138,20 @@ def pool_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
             out.append(rec)
             continue
         prev = old.iloc[i]
-        for col in _SAME_SETTINGS:
-            if col in old.columns and str(prev[col]) != str(rec[col]):
-                raise ValueError(
-                    f"cannot pool samples measured with different {col}: the earlier row of "
-                    f"{rec['model']} at depth {rec['depth']}, b={rec['batch']}, "
-                    f"n={rec['context']}, q={rec['query']} has {prev[col]}, the new one "
-                    f"{rec[col]}; write to another folder or without pooling."
-                )
-        wall = TimingResult(parse_samples(prev["samples_ms"]) + parse_samples(rec["samples_ms"]))
-        pooled = dict(rec)
+        refuse_other_settings(
+            prev, rec, _SAME_SETTINGS,
+            point=f"{rec['model']} at depth {rec['depth']}, b={rec['batch']}, "
+            f"n={rec['context']}, q={rec['query']}",
+        )  # fmt: skip
+        pooled = dict(rec) | pool_samples(prev, rec)
         pooled.update(
-            median_ms=wall.median_ms,
-            iqr_ms=wall.iqr_ms,
-            min_ms=wall.min_ms,
-            max_ms=wall.max_ms,
-            repeats=len(wall.samples_ms),
             runs=int(prev["runs"]) + int(rec["runs"]),
             run_samples=join_blocks(_blocks(prev) + _blocks(rec)),
-            samples_ms=_joined(wall.samples_ms),
             loadavg_1m=max(float(prev["loadavg_1m"]), float(rec["loadavg_1m"])),
         )
-        cpu_old, cpu_new = (
-            parse_samples(prev.get("cpu_samples_ms")),
-            parse_samples(rec["cpu_samples_ms"]),
-        )
-        if cpu_old and cpu_new:
-            cpu = TimingResult(cpu_old + cpu_new)
-            pooled.update(
-                cpu_median_ms=cpu.median_ms,
-                cpu_iqr_ms=cpu.iqr_ms,
-                cpu_samples_ms=_joined(cpu.samples_ms),
-            )
-        else:  # one run had no CPU-time samples (more threads): the pooled row has none either
-            pooled.update(cpu_median_ms=float("nan"), cpu_iqr_ms=float("nan"), cpu_samples_ms="")
         # achieved bandwidth = roofline bytes / median, so it scales with the median
-        ratio = float(rec["median_ms"]) / wall.median_ms if wall.median_ms > 0 else float("nan")
+        median = pooled["median_ms"]
+        ratio = float(rec["median_ms"]) / median if median > 0 else float("nan")
         for col in ("achieved_bandwidth_bytes_per_s", "bandwidth_fraction"):
             pooled[col] = float(rec[col]) * ratio
         out.append(pooled)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -120,3 +121,16 @@ def test_write_keeps_whole_numbers_whole_beside_older_rows(tmp_path, one_thread)
     assert table[table["k"] == 8]["cycle_bytes"].isna().all()
     pooled = pd.read_csv(write_gemm_rows(tmp_path, rows, accumulate=True))  # read back, pooled
     assert int(pooled[pooled["k"] == 16]["runs"].iloc[0]) == 2
+
+
+def test_pooling_treats_two_missing_settings_as_equal_and_numbers_as_numbers():
+    from profiler.profile_store import refuse_other_settings
+
+    prev = pd.Series({"threads": float("nan"), "cycle_bytes": 268435456.0, "torch_version": "2.13"})
+    refuse_other_settings(
+        prev, {"threads": np.nan, "cycle_bytes": 268435456, "torch_version": "2.13"},
+        ("threads", "cycle_bytes", "torch_version"), point="p",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="different torch_version: the earlier row of p in f"):
+        refuse_other_settings(prev, {"torch_version": "2.12"}, ("torch_version",), point="p",
+                              where=" in f")  # fmt: skip
