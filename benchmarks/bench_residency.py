@@ -29,6 +29,11 @@ L·layer + head fit.
 
 Variants are ``committed`` or ``SPLIT:RESIDENCY:CACHE_MIB`` (e.g. ``all:self:20``).
 
+On the EPYC (``data/residency/cpu-epyc-1c-bench.txt``; data/README.md, "cpu-epyc-1c") products
+stay warm up to about 8 MiB cycled, and no variant beats the committed model's corrected
+prediction: at C = 8 MiB the split lowers the pure parametric model's error, and the neighbour
+correction (ratios taken at one layer, from straight-line depth fits) undoes it.
+
 Usage: python benchmarks/bench_residency.py [--profiles DIR] [--warm-gemm CSV]
        [--variants committed,gemm:self:32,...] [--worst 5]
 Prints a table and the worst rows of each variant, then one JSON line.
