@@ -67,13 +67,15 @@ def held_out(
     gemm=None,
     exclude_gemms: bool = True,
     parametric_fit=None,
+    model_cls=LatencyModel,
 ) -> dict[str, dict]:
     """``{"corrected": ..., "pure": ...}``: the error summary of each left-out shape predicted
     with the neighbour correction and with the pure parametric model, from one fit per shape.
 
     ``gemm``: the device's GEMM table; with ``exclude_gemms`` the left-out shape's products are
     dropped from it too (a shape whose layers and products were never timed). ``parametric_fit``:
-    another cross-architecture model's fit (``LatencyModel.fit``'s; default the committed one)."""
+    another cross-architecture model's fit (``LatencyModel.fit``'s; default the committed one);
+    ``model_cls``: a ``LatencyModel`` subclass to fit and predict with."""
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
     worst: list[dict] = []
@@ -83,7 +85,7 @@ def held_out(
     samples = "cpu_samples_ms" if statistic == "cpu_median_ms" else "samples_ms"
     for key in keys:
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
-        m = LatencyModel.fit(
+        m = model_cls.fit(
             rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k], gemm=gemm,
             exclude_gemms=exclude_gemms, parametric_fit=parametric_fit,
         )  # fmt: skip

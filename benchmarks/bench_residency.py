@@ -27,7 +27,9 @@ the previous depth in the shape's depth set (cyclically): its layers are warm wh
 (L_prev − 1)·layer + head fit, for the min(L_prev, L) layers the previous pass ran, its head when
 L·layer + head fit.
 
-Variants are ``committed`` or ``SPLIT:RESIDENCY:CACHE_MIB`` (e.g. ``all:self:20``).
+Variants are ``committed`` or ``SPLIT:RESIDENCY:CACHE_MIB[:depth]`` (e.g. ``all:self:20``;
+``:depth``: the neighbour correction's ratios taken with the parametric model at the predicted
+depth instead of at one layer, :class:`DepthCorrectedModel`).
 
 On the EPYC (``data/residency/cpu-epyc-1c-bench.txt``; data/README.md, "cpu-epyc-1c") products
 stay warm up to about 8 MiB cycled, and no variant beats the committed model's corrected
@@ -57,7 +59,7 @@ from perfmodel.arch import ArchSpec
 from perfmodel.gemm_table import GEMM_TABLE_FILE, GemmTable
 from perfmodel.latency_model import ARCH_KEY, LatencyModel, load_profile_rows
 from perfmodel.latency_profiles import BYTES_PER_PARAM
-from perfmodel.latency_tables import _key
+from perfmodel.latency_tables import ArchLatency, NeighbourCorrection, _key
 from perfmodel.latency_terms import (
     DEFAULT_FLOPS_PER_BYTE,
     FIXED_TERMS,
@@ -261,6 +263,25 @@ class ResidentLatency(ParametricLatency):
         return fixed, layer
 
 
+@dataclass(frozen=True)
+class DepthCorrectedModel(LatencyModel):
+    """A latency model whose neighbour correction, for a shape never profiled, takes the
+    profiled shapes' ratios with the parametric model at the depth asked for (built once per
+    depth), not at one layer: for a parametric model whose per-layer cost changes with depth."""
+
+    def latency_fn(self, arch: ArchSpec, *, profiled: bool = True) -> ArchLatency:
+        if not profiled or self.is_profiled(arch) or self.neighbours is None:
+            return super().latency_fn(arch, profiled=profiled)
+        cache = self.__dict__.setdefault("_by_depth", {})
+        if arch.layers not in cache:
+            cache[arch.layers] = NeighbourCorrection.build(
+                self.tables, self.parametric, scale=self.neighbours.scale,
+                shrink=self.neighbours.shrink, layers=arch.layers,
+            )  # fmt: skip
+        table = cache[arch.layers].table(arch, self.parametric)
+        return ArchLatency(arch=arch, parametric=self.parametric, profiled=table)
+
+
 def _row_key(values) -> tuple:
     return (str(values[0]), *map(int, values[1:6]), bool(values[6]))
 
@@ -274,14 +295,19 @@ def depth_sets_of(rows: pd.DataFrame) -> dict[tuple, tuple[int, ...]]:
 
 
 def parse_variant(text: str) -> dict | None:
-    """``committed`` -> None; ``SPLIT:RESIDENCY:CACHE_MIB`` -> its settings; ValueError else."""
+    """``committed`` -> None; ``SPLIT:RESIDENCY:CACHE_MIB[:depth]`` -> its settings (``depth``:
+    the neighbour correction taken at the predicted depth, :class:`DepthCorrectedModel`);
+    ValueError else."""
     if text == "committed":
         return None
     parts = text.split(":")
     rule = (
-        f"a variant must be 'committed' or SPLIT:RESIDENCY:CACHE_MIB with SPLIT in "
+        f"a variant must be 'committed' or SPLIT:RESIDENCY:CACHE_MIB[:depth] with SPLIT in "
         f"{tuple(SPLITS)}, RESIDENCY in {RESIDENCIES} and CACHE_MIB > 0, but got {text!r}"
     )
+    depth = len(parts) == 4 and parts[3] == "depth"
+    if depth:
+        parts = parts[:3]
     if len(parts) != 3 or parts[0] not in SPLITS or parts[1] not in RESIDENCIES:
         raise ValueError(rule)
     try:
@@ -290,7 +316,9 @@ def parse_variant(text: str) -> dict | None:
         raise ValueError(rule) from None
     if not (np.isfinite(mib) and mib > 0):
         raise ValueError(rule)
-    return {"split": parts[0], "mode": parts[1], "cache_bytes": mib * 2**20}
+    return {
+        "split": parts[0], "mode": parts[1], "cache_bytes": mib * 2**20, "depth_correction": depth,
+    }  # fmt: skip
 
 
 def measure_warm_table(
@@ -354,14 +382,18 @@ def cycle_sweep(
 
 
 def run_variant(rows, *, statistic, flops_per_byte, gemm, warm, settings, steepness, sets):
-    fit = None
+    fit, model_cls = None, LatencyModel
     if settings is not None:
+        settings = dict(settings)
+        if settings.pop("depth_correction"):
+            model_cls = DepthCorrectedModel
         fit = partial(
             ResidentLatency.fit, warm=warm, steepness=steepness, depth_sets=sets, **settings
         )
     return held_out(
-        rows, statistic=statistic, flops_per_byte=flops_per_byte, gemm=gemm, parametric_fit=fit
-    )
+        rows, statistic=statistic, flops_per_byte=flops_per_byte, gemm=gemm, parametric_fit=fit,
+        model_cls=model_cls,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -241,8 +241,14 @@ class NeighbourCorrection:
         *,
         scale: float = 0.7,
         shrink: float = 0.3,
+        layers: int = 1,
     ) -> NeighbourCorrection | None:
-        """From per-architecture tables (None when there are none)."""
+        """From per-architecture tables (None when there are none).
+
+        ``layers``: the depth at which each profiled shape's parametric T_fixed and T_layer are
+        taken for its ratios (the committed parametric model's do not depend on it; a model whose
+        per-layer cost changes with depth, ``benchmarks/bench_residency.py``, is compared at the
+        depth it is asked for)."""
         if not tables:
             return None
         axes = [
@@ -252,7 +258,7 @@ class NeighbourCorrection:
         bb, nn, qq = np.meshgrid(*[np.asarray(a, float) for a in axes], indexing="ij")
         coords, rf, rl = [], [], []
         for key, table in tables.items():
-            arch = _arch_from_key(key)
+            arch = _arch_from_key(key).replace(layers=int(layers))
             fn = ArchLatency(arch=arch, parametric=parametric, profiled=table)
             parts = fn.breakdown(bb, nn, qq)
             pf, pl = parametric.parts(arch, bb, nn, qq)

@@ -40,7 +40,7 @@ def test_residency_is_one_inside_the_cache_half_at_its_size_and_falls_beyond():
 
 
 @pytest.mark.parametrize("text", ["gemm", "all:self", "all:nearby:32", "x:self:32", "all:self:0",
-                                  "all:self:big", "all:self:nan"])  # fmt: skip
+                                  "all:self:big", "all:self:nan", "all:self:8:deep"])  # fmt: skip
 def test_parse_variant_refuses_what_is_not_a_variant(text):
     with pytest.raises(ValueError, match="SPLIT:RESIDENCY:CACHE_MIB"):
         bench.parse_variant(text)
@@ -49,8 +49,9 @@ def test_parse_variant_refuses_what_is_not_a_variant(text):
 def test_parse_variant_reads_its_settings():
     assert bench.parse_variant("committed") is None
     assert bench.parse_variant("all:protocol:20") == {
-        "split": "all", "mode": "protocol", "cache_bytes": 20 * 2**20,
+        "split": "all", "mode": "protocol", "cache_bytes": 20 * 2**20, "depth_correction": False,
     }  # fmt: skip
+    assert bench.parse_variant("gemm:self:8:depth")["depth_correction"] is True
 
 
 def test_warm_table_keeps_the_cold_pairs_warm_where_timed_and_cold_where_not():
@@ -188,3 +189,31 @@ def test_a_bad_sweep_exits_2_with_one_line(argv, capsys):
     assert bench.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--sweep-pairs KxN" in err[0]
+
+
+def test_depth_corrected_model_takes_the_neighbour_ratios_at_the_asked_depth():
+    rows = _resident_rows(12 * 2**20)
+    left_out = _arch(384, layers=4)
+    plain = LatencyModel.fit(rows, exclude=[left_out])
+    depth = bench.DepthCorrectedModel.fit(rows, exclude=[left_out])
+    # the committed parametric model's parts do not depend on depth: the same prediction
+    for layers in (1, 4):
+        a = left_out.replace(layers=layers)
+        assert depth.latency_fn(a)(1, 128, 4) == pytest.approx(plain.latency_fn(a)(1, 128, 4))
+    assert sorted(depth.__dict__["_by_depth"]) == [1, 4]
+    # a profiled shape is its own table, whatever the depth
+    a = _arch(256, layers=3)
+    assert depth.latency_fn(a)(4, 512, 1) == pytest.approx(plain.latency_fn(a)(4, 512, 1))
+
+    def fit(r, **kw):
+        return bench.ResidentLatency.fit(r, cache_bytes=12 * 2**20, split="all", **kw)
+
+    split = bench.DepthCorrectedModel.fit(rows, exclude=[left_out], parametric_fit=fit)
+    one_layer = LatencyModel.fit(rows, exclude=[left_out], parametric_fit=fit)
+    truth = rows[(rows["hidden"] == 384) & (rows["depth"] == 4) & (rows["batch"] == 1)]
+    r = truth.iloc[0]
+    got = split.latency_fn(left_out)(1, r["context"], r["query"])
+    assert got == pytest.approx(r["median_ms"], rel=0.02)  # ratios at depth 4: near exact
+    assert abs(got / r["median_ms"] - 1) <= abs(
+        one_layer.latency_fn(left_out)(1, r["context"], r["query"]) / r["median_ms"] - 1
+    )
