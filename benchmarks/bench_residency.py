@@ -34,7 +34,8 @@ depth instead of at one layer, :class:`DepthCorrectedModel`).
 On the EPYC (``data/residency/cpu-epyc-1c-bench.txt``; data/README.md, "cpu-epyc-1c") products
 stay warm up to about 8 MiB cycled, and no variant beats the committed model's corrected
 prediction: at C = 8 MiB the split lowers the pure parametric model's error, and the neighbour
-correction (ratios taken at one layer, from straight-line depth fits) undoes it.
+correction undoes it, whether its ratios are taken at one layer or at the predicted depth
+(``data/residency/cpu-epyc-1c-bench-depth.txt``).
 
 Usage: python benchmarks/bench_residency.py [--profiles DIR] [--warm-gemm CSV]
        [--variants committed,gemm:self:32,...] [--worst 5]
