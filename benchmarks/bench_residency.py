@@ -54,7 +54,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import nnls
 
 from perfmodel.arch import ArchSpec
 from perfmodel.gemm_table import GEMM_TABLE_FILE, GemmTable
@@ -68,9 +67,11 @@ from perfmodel.latency_terms import (
     ParametricLatency,
     _check_bnq,
     _layer_matmul_params,
+    fit_relative,
     fixed_terms,
     gemm_features,
     layer_terms,
+    rows_bytes_per_param,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -207,12 +208,7 @@ class ResidentLatency(ParametricLatency):
 
         ``depth_sets``: arch key -> the depths its profile ran (protocol residency); default
         those of ``rows``."""
-        if rows.empty:
-            raise ValueError("cannot fit a latency model to zero rows.")
-        dtypes = rows["dtype"].unique()
-        if len(dtypes) != 1:
-            raise ValueError(f"`rows` must hold one dtype, but got {sorted(dtypes)}.")
-        B = BYTES_PER_PARAM[dtypes[0]]
+        B = rows_bytes_per_param(rows)
         sets = dict(depth_sets) if depth_sets is not None else depth_sets_of(rows)
         depth = rows["depth"].to_numpy(float)
         keys = [_row_key(r) for r in rows[list(ARCH_KEY)].itertuples(index=False)]
@@ -229,12 +225,7 @@ class ResidentLatency(ParametricLatency):
             cache_bytes=cache_bytes, steepness=steepness, mode=mode, split=split,
         )  # fmt: skip
         X = np.concatenate([ft, depth[:, None] * lt], axis=1)
-        t = rows[statistic].to_numpy(dtype=float)
-        A = X / t[:, None]
-        scale = np.abs(A).max(axis=0)
-        scale[scale == 0] = 1.0
-        coef, _ = nnls(A / scale, np.ones_like(t), maxiter=50 * A.shape[1])
-        coef = coef / scale
+        coef = fit_relative(X, rows[statistic].to_numpy(dtype=float))
         nf, nl = len(FIXED_TERMS), len(LAYER_TERMS)
         nfs = ft.shape[1] - nf
         return cls(

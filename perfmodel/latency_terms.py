@@ -24,8 +24,10 @@ __all__ = [
     "LAYER_TERMS",
     "M_KNOTS",
     "ParametricLatency",
+    "fit_relative",
     "fixed_terms",
     "layer_terms",
+    "rows_bytes_per_param",
 ]
 
 # Bytes/FLOP balance for the roofline-max feature when the profile folder has no hardware.json.
@@ -193,6 +195,42 @@ def gemm_features(
 # --- the parametric model -----------------------------------------------------------------------
 
 
+def rows_bytes_per_param(rows: pd.DataFrame) -> float:
+    """Bytes per parameter of the one dtype of profile rows; ValueError for none or several."""
+    if rows.empty:
+        raise ValueError("cannot fit a latency model to zero rows.")
+    dtypes = rows["dtype"].unique()
+    if len(dtypes) != 1:
+        raise ValueError(f"`rows` must hold one dtype, but got {sorted(dtypes)}.")
+    return BYTES_PER_PARAM[dtypes[0]]
+
+
+def fit_relative(X: NDArray, t: NDArray, *, loss: str = "linear", f_scale: float = 0.05) -> NDArray:
+    """Coefficients c >= 0 minimising Σ_i ρ((X_i · c − t_i) / t_i).
+
+    Non-negative least squares on the columns scaled to unit maximum; with a ``loss`` other than
+    ``"linear"`` (``scipy.optimize.least_squares``'s, scale ``f_scale``) refined from there.
+    """
+    A = X / t[:, None]
+    scale = np.abs(A).max(axis=0)
+    scale[scale == 0] = 1.0
+    As = A / scale
+    start, _ = nnls(As, np.ones_like(t), maxiter=50 * A.shape[1])
+    if loss != "linear":
+        # robust refinement: a point hit by a burst of contention should not pull the fit
+        fit = least_squares(
+            lambda c: As @ c - 1.0,
+            start,
+            jac=lambda c: As,
+            bounds=(0.0, np.inf),
+            loss=loss,
+            f_scale=f_scale,
+            method="trf",
+        )
+        start = fit.x
+    return start / scale
+
+
 @dataclass(frozen=True)
 class ParametricLatency:
     """T = fixed_terms · fixed_coef + L · layer_terms · layer_coef, coefficients >= 0 (ms/unit).
@@ -260,12 +298,7 @@ class ParametricLatency:
         did not lower the held-out error on the committed CPU profile); columns are scaled
         to unit maximum before the solve.
         """
-        if rows.empty:
-            raise ValueError("cannot fit a latency model to zero rows.")
-        dtypes = rows["dtype"].unique()
-        if len(dtypes) != 1:
-            raise ValueError(f"`rows` must hold one dtype, but got {sorted(dtypes)}.")
-        B = BYTES_PER_PARAM[dtypes[0]]
+        B = rows_bytes_per_param(rows)
         kw = {"bytes_per_param": B, "flops_per_byte": flops_per_byte}
         shape = {
             "hidden": rows["hidden"].to_numpy(),
@@ -300,25 +333,7 @@ class ParametricLatency:
         )
         depth = rows["depth"].to_numpy(dtype=float)[:, None]
         X = np.concatenate([ft, depth * lt], axis=1)  # (rows, terms)
-        t = rows[statistic].to_numpy(dtype=float)
-        A = X / t[:, None]
-        scale = np.abs(A).max(axis=0)
-        scale[scale == 0] = 1.0
-        As = A / scale
-        start, _ = nnls(As, np.ones_like(t), maxiter=50 * A.shape[1])
-        if loss != "linear":
-            # robust refinement: a point hit by a burst of contention should not pull the fit
-            fit = least_squares(
-                lambda c: As @ c - 1.0,
-                start,
-                jac=lambda c: As,
-                bounds=(0.0, np.inf),
-                loss=loss,
-                f_scale=f_scale,
-                method="trf",
-            )
-            start = fit.x
-        coef = start / scale
+        coef = fit_relative(X, rows[statistic].to_numpy(dtype=float), loss=loss, f_scale=f_scale)
         nf = len(FIXED_TERMS)
         return cls(
             layer_coef=coef[nf:],
