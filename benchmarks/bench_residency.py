@@ -66,7 +66,6 @@ from perfmodel.latency_terms import (
     LAYER_TERMS,
     ParametricLatency,
     _check_bnq,
-    _layer_matmul_params,
     fit_relative,
     fixed_terms,
     gemm_features,
@@ -123,7 +122,7 @@ def _previous_depth(depths: tuple[int, ...], layers: float) -> float:
 class ResidentLatency(ParametricLatency):
     """The committed parametric model with regressors split by cache residency (module doc)."""
 
-    warm: GemmTable | None = None
+    warm: GemmTable | None = None  # the cold table's pairs, timed warm where measured
     cache_bytes: float = 32.0 * 2**20
     steepness: float = 6.0
     mode: str = "self"
@@ -148,11 +147,12 @@ class ResidentLatency(ParametricLatency):
         mode, split,
     ) -> tuple[NDArray, NDArray]:  # fmt: skip
         """(fixed regressors, per-layer regressors): the committed ones, split columns times
-        (1 − φ), then the split columns' warm versions times φ."""
+        (1 − φ), then the split columns' warm versions times φ. ``warm``: the cold table's
+        pairs timed warm (:func:`warm_table`)."""
         shape = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv_heads, "opt": opt}
         kw = {"bytes_per_param": bytes_per_param, "flops_per_byte": flops_per_byte}
         fixed, per_layer = [], []
-        for table in (gemm, warm_table(warm, gemm)):
+        for table in (gemm, warm):
             g, hg = gemm_features(table, **shape, vocab=vocab, batch=batch, query=query)
             per_layer.append(
                 layer_terms(**shape, batch=batch, context=context, query=query, gemm_ms=g, **kw)
@@ -162,14 +162,13 @@ class ResidentLatency(ParametricLatency):
                     hidden=hidden, vocab=vocab, batch=batch, query=query, head_gemm_ms=hg, **kw
                 )
             )
-        h, B = np.asarray(hidden, float), float(bytes_per_param)
-        layer_bytes = _layer_matmul_params(
-            h, np.asarray(ffn, float), np.asarray(heads, float), np.asarray(kv_heads, float),
-            np.asarray(opt, bool),
-        ) * B + np.asarray(batch, float) * (np.asarray(context, float) + np.asarray(query, float)) * (
-            2 * np.asarray(kv_heads, float) * h / np.asarray(heads, float) * B
-        )  # fmt: skip
-        head_bytes = np.asarray(vocab, float) * h * B
+        # bytes a pass reuses: the committed regressors' weight and KV-cache bytes, head bytes
+        cold_layer, cold_fixed = per_layer[0], fixed[0]
+        layer_bytes = (
+            cold_layer[..., LAYER_TERMS.index("weight_bytes")]
+            + cold_layer[..., LAYER_TERMS.index("kv_bytes")]
+        )
+        head_bytes = cold_fixed[..., FIXED_TERMS.index("head_bytes")]
         L, prev = np.asarray(layers, float), np.asarray(previous_layers, float)
         if mode == "self":
             phi_layer = residency(L * layer_bytes + head_bytes, cache_bytes, steepness)
@@ -209,6 +208,7 @@ class ResidentLatency(ParametricLatency):
         ``depth_sets``: arch key -> the depths its profile ran (protocol residency); default
         those of ``rows``."""
         B = rows_bytes_per_param(rows)
+        warm = warm_table(warm, gemm)
         sets = dict(depth_sets) if depth_sets is not None else depth_sets_of(rows)
         depth = rows["depth"].to_numpy(float)
         keys = [_row_key(r) for r in rows[list(ARCH_KEY)].itertuples(index=False)]
@@ -329,13 +329,10 @@ def measure_warm_table(
     m_values = sorted({int(m) for m in small["m"]})
     dtype = str(small["dtype"].iloc[0])
     out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm ships with the dev extras
-        tqdm = None
+    from tqdm import tqdm
+
     steps = [(r, i) for r in range(rounds) for i in range(0, len(pairs), 16)]
-    bar = tqdm(steps, desc="warm products", file=sys.stderr) if tqdm else steps
-    for r, i in bar:
+    for r, i in tqdm(steps, desc="warm products", file=sys.stderr):
         rows = profile_gemms(
             pairs[i : i + 16], m_values, dtype=dtype, repeats=repeats,
             cycle_bytes=int(cycle_mib * 2**20),
@@ -450,11 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         full = LatencyModel.from_profiles(folder)
     except ValueError as exc:
         return usage(str(exc))
-    sweep = []
-    if sweep_mib:
+    if sweep_mib or not args.warm_gemm:  # timing products: the threads the cold table used
         import torch
 
         torch.set_num_threads(args.threads)
+    sweep = []
+    if sweep_mib:
         sweep = cycle_sweep(sweep_pairs, sweep_mib, repeats=15, dtype=full.dtype)
         print("product time (ms) by cycled MiB, m = 1 / 2 rows:")
         for k, n in sweep_pairs:
@@ -473,9 +471,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm_gemm:
         warm_csv = Path(args.warm_gemm)
     else:
-        import torch
-
-        torch.set_num_threads(args.threads)
         out = Path(args.warm_out) if args.warm_out else REPO / "runs" / "residency" / folder.name
         warm_csv = measure_warm_table(
             cold_csv, out, rounds=args.warm_rounds, repeats=args.warm_repeats,

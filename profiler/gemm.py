@@ -57,17 +57,24 @@ def _joined(samples: Sequence[float]) -> str:
     return ";".join(f"{s:.5f}" for s in samples)
 
 
+def _achieved(k: int, n: int, m: int, dtype: str, median_ms: float) -> dict[str, float]:
+    """Bytes (weight, input, output) and FLOPs of one product per second at ``median_ms``."""
+    seconds = median_ms / 1e3
+    return {
+        "achieved_bandwidth_bytes_per_s": (k * n + m * (k + n)) * BYTES_PER_PARAM[dtype] / seconds,
+        "achieved_flops_per_s": 2.0 * m * k * n / seconds,
+    }
+
+
 def _row(
     k: int, n: int, m: int, wall: list[float], cpu: list[float], env: dict[str, Any], warmup: int
 ) -> dict[str, Any]:
-    B = BYTES_PER_PARAM[env["dtype"]]
     median = TimingResult(tuple(wall)).median_ms
     return {
         "k": k, "n": n, "m": m, **_stats(wall), "min_ms": min(wall), "max_ms": max(wall),
         "repeats": len(wall), "warmup": warmup, "runs": 1, "samples_ms": _joined(wall),
         **_stats(cpu, "cpu_"), "cpu_samples_ms": _joined(cpu),
-        "achieved_bandwidth_bytes_per_s": (k * n + m * (k + n)) * B / (median / 1e3),
-        "achieved_flops_per_s": 2.0 * m * k * n / (median / 1e3),
+        **_achieved(k, n, m, env["dtype"], median),
         **env,
     }  # fmt: skip
 
@@ -194,11 +201,7 @@ _INTEGER_COLUMNS = ("k", "n", "m", "repeats", "warmup", "runs", "cycle_bytes", "
 def _pooled(old: pd.Series, new: pd.Series) -> dict[str, Any]:
     out = new.to_dict() | pool_samples(old, new, decimals=5)
     k, n, m = int(new["k"]), int(new["n"]), int(new["m"])
-    seconds = out["median_ms"] / 1e3
-    out["achieved_bandwidth_bytes_per_s"] = (
-        (k * n + m * (k + n)) * BYTES_PER_PARAM[new["dtype"]] / seconds
-    )
-    out["achieved_flops_per_s"] = 2.0 * m * k * n / seconds
+    out |= _achieved(k, n, m, new["dtype"], out["median_ms"])
     out["runs"] = int(pd.to_numeric(old.get("runs"), errors="coerce") or 1) + 1
     return out
 
