@@ -22,10 +22,12 @@ pass's residency φ = 1 / (1 + (W / C)^p) (W: bytes the pass reuses, C: ``cache_
 GEMM table times φ with a coefficient of its own. Split ``gemm``: only the layer's and the
 head's GEMM-table terms; ``all``: every byte, FLOP and GEMM term of both. Residency ``self``:
 W = L·(layer weights + KV cache) + head, a pass after a pass of the same depth (a draft's γ
-passes); ``protocol``: the profile's round-robin order, where a pass of depth L follows one of
-the previous depth in the shape's depth set (cyclically): its layers are warm when
-(L_prev − 1)·layer + head fit, for the min(L_prev, L) layers the previous pass ran, its head when
-L·layer + head fit.
+passes); ``protocol``: the profile's round-robin order, whose rounds alternate ascending and
+descending, so a pass of depth L follows the next shallower depth of the shape's depth set in
+half of its calls and the next deeper one in the other half (the ends follow themselves at the
+turns): for each predecessor, its layers are warm when (L_prev − 1)·layer + head fit, for the
+min(L_prev, L) layers the previous pass ran, and φ is the mean over the two; the head is warm
+when L·layer + head fit.
 
 Variants are ``committed`` or ``SPLIT:RESIDENCY:CACHE_MIB[:depth]`` (e.g. ``all:self:20``;
 ``:depth``: the neighbour correction's ratios taken with the parametric model at the predicted
@@ -35,7 +37,10 @@ On the EPYC (``data/residency/cpu-epyc-1c-bench.txt``; data/README.md, "cpu-epyc
 stay warm up to about 8 MiB cycled, and no variant beats the committed model's corrected
 prediction: at C = 8 MiB the split lowers the pure parametric model's error, and the neighbour
 correction undoes it, whether its ratios are taken at one layer or at the predicted depth
-(``data/residency/cpu-epyc-1c-bench-depth.txt``).
+(``data/residency/cpu-epyc-1c-bench-depth.txt``). Below the knee (C = 4-6 MiB, and with the
+round-robin order mended) the best variant leaves 7 rows over 15% against the committed 9, but
+its worst row (zoo-w256 at one layer) is still 26% off
+(``data/residency/cpu-epyc-1c-bench-self-small.txt``, ``-bench-alternating.txt``).
 
 Usage: python benchmarks/bench_residency.py [--profiles DIR] [--warm-gemm CSV]
        [--variants committed,gemm:self:32,...] [--worst 5]
@@ -111,11 +116,15 @@ def warm_table(warm: GemmTable | None, cold: GemmTable | None) -> GemmTable | No
     return GemmTable(curves=curves, dtype=cold.dtype, statistic=cold.statistic)
 
 
-def _previous_depth(depths: tuple[int, ...], layers: float) -> float:
+def _previous_depths(depths: tuple[int, ...], layers: float) -> tuple[float, float]:
+    """The depths a pass of ``layers`` follows in the profiler's round-robin, half of its calls
+    each: rounds alternate ascending and descending (``profiler.forward_timer``), so a depth
+    follows the one below it in ascending rounds and the one above it in descending rounds, and
+    the shallowest and the deepest follow themselves at the turns."""
     if int(layers) not in depths:
-        return float(layers)  # a depth the protocol never ran: after a pass of its own depth
+        return float(layers), float(layers)  # a depth never profiled: after a pass of its own
     i = depths.index(int(layers))
-    return float(depths[i - 1])  # cyclic: the shallowest follows the deepest
+    return float(depths[max(i - 1, 0)]), float(depths[min(i + 1, len(depths) - 1)])
 
 
 @dataclass(frozen=True)
@@ -169,12 +178,19 @@ class ResidentLatency(ParametricLatency):
             + cold_layer[..., LAYER_TERMS.index("kv_bytes")]
         )
         head_bytes = cold_fixed[..., FIXED_TERMS.index("head_bytes")]
-        L, prev = np.asarray(layers, float), np.asarray(previous_layers, float)
+        L = np.asarray(layers, float)
+        prev = [np.asarray(p, float) for p in previous_layers]  # (before, after): half each
         if mode == "self":
             phi_layer = residency(L * layer_bytes + head_bytes, cache_bytes, steepness)
-        else:
-            phi_layer = residency((prev - 1) * layer_bytes + head_bytes, cache_bytes, steepness)
-            phi_layer = phi_layer * np.minimum(prev, L) / L
+        else:  # the layers the previous pass ran, warm when what it read after them fits
+            phi_layer = np.mean(
+                [
+                    residency((p - 1) * layer_bytes + head_bytes, cache_bytes, steepness)
+                    * np.minimum(p, L) / L
+                    for p in prev
+                ],
+                axis=0,
+            )  # fmt: skip
         phi_head = residency(L * layer_bytes + head_bytes, cache_bytes, steepness)
         out = []
         for (cold, hot), names, split_names, phi in (
@@ -213,8 +229,8 @@ class ResidentLatency(ParametricLatency):
         depth = rows["depth"].to_numpy(float)
         keys = [_row_key(r) for r in rows[list(ARCH_KEY)].itertuples(index=False)]
         prev = np.array(
-            [_previous_depth(sets.get(k, ()), d) for k, d in zip(keys, depth, strict=True)]
-        )
+            [_previous_depths(sets.get(k, ()), d) for k, d in zip(keys, depth, strict=True)]
+        ).T
         ft, lt = cls.design(
             hidden=rows["hidden"].to_numpy(), ffn=rows["ffn"].to_numpy(),
             heads=rows["heads"].to_numpy(), kv_heads=rows["kv_heads"].to_numpy(),
@@ -241,7 +257,7 @@ class ResidentLatency(ParametricLatency):
     ) -> tuple[NDArray, NDArray]:
         """(T_fixed, T_layer) in ms of ``arch`` at its depth (the split makes both depend on it)."""
         b, n, q = _check_bnq(batch, context, query)
-        prev = _previous_depth(self.depth_sets.get(_key(arch), ()), arch.layers)
+        prev = _previous_depths(self.depth_sets.get(_key(arch), ()), arch.layers)
         ft, lt = self.design(
             hidden=arch.hidden, ffn=arch.ffn, heads=arch.heads, kv_heads=arch.kv_heads,
             opt=arch.family == "opt", vocab=arch.vocab, batch=b, context=n, query=q,

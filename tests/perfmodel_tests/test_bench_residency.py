@@ -66,10 +66,19 @@ def test_warm_table_keeps_the_cold_pairs_warm_where_timed_and_cold_where_not():
     assert bench.warm_table(None, cold) is cold and bench.warm_table(warm, None) is None
 
 
-def test_previous_depth_is_the_protocols_cyclic_predecessor():
-    assert bench._previous_depth((1, 2, 4, 12), 1) == 12.0
-    assert bench._previous_depth((1, 2, 4, 12), 4) == 2.0
-    assert bench._previous_depth((1, 2, 4, 12), 7) == 7.0  # never run: after a pass of its depth
+def test_previous_depths_are_the_profilers_alternating_round_robin():
+    depths = (1, 2, 4, 12)
+    # profiler.forward_timer: rounds alternate ascending and descending
+    order = [d for r in range(80) for d in (depths if r % 2 == 0 else depths[::-1])]
+    for d in depths:
+        seen = [a for a, b in zip(order, order[1:], strict=False) if b == d]
+        before, after = bench._previous_depths(depths, d)
+        # half of its calls each (the very first call of all has no predecessor)
+        assert abs(seen.count(before) - 40) <= 1 and abs(seen.count(after) - 40) <= 1
+        assert len(seen) == 80 - (d == depths[0])
+    assert bench._previous_depths(depths, 1) == (1.0, 2.0)
+    assert bench._previous_depths(depths, 4) == (2.0, 12.0)
+    assert bench._previous_depths(depths, 7) == (7.0, 7.0)  # never run: after a pass of its own
 
 
 @pytest.mark.parametrize("split", ["gemm", "all"])
