@@ -140,6 +140,22 @@ def cache_split(errors: dict, footprint: dict, cache_bytes: float) -> dict:
     return out
 
 
+def length_split(rows: list[dict]) -> list[dict]:
+    """Held-out |error| by the measured pass length (the bands of :func:`spread_by_length`):
+    how far the worst-row goal is from passes long enough to be timed precisely."""
+    t = np.array([r["measured_ms"] for r in rows], float)
+    e = np.abs(np.array([r["error"] for r in rows], float))
+    out = []
+    for label, sel in (("< 2 ms", t < 2), ("2-50 ms", (t >= 2) & (t < 50)), (">= 50 ms", t >= 50)):
+        if sel.any():
+            out.append({
+                "label": label, "rows": int(sel.sum()), "median_abs_error": float(np.median(e[sel])),
+                "p90_abs_error": float(np.quantile(e[sel], 0.9)),
+                "worst_abs_error": float(e[sel].max()), "rows_over_15pct": int((e[sel] > 0.15).sum()),
+            })  # fmt: skip
+    return out
+
+
 def parts_over_products(
     folder: Path, model: LatencyModel, *, context: int
 ) -> dict[str, list[dict]]:
@@ -347,9 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--cache-mib",
         type=float,
-        default=32.0,
-        help="last-level cache size for the split of the held-out error by model size (default"
-        " 32: the profiled EPYC's L3)",
+        default=8.0,
+        help="cache size for the split of the held-out error by model size (default 8: what a"
+        " process gets of the profiled EPYC VM's 32 MiB L3, benchmarks/bench_residency.py)",
     )
     p.add_argument(
         "--worst", type=int, default=10, help="list this many worst held-out rows (default 10)"
@@ -429,6 +445,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(median {split['larger']['median_abs_error'] or 0:.1%}, "
         f"{split['larger']['rows_over_15pct']} over 15%)"
     )
+    by_length = length_split(both["rows"])
+    for band in by_length:
+        print(
+            f"by pass length, {band['label']}: {band['rows']} rows, median "
+            f"{band['median_abs_error']:.1%}, p90 {band['p90_abs_error']:.1%}, worst "
+            f"{band['worst_abs_error']:.1%}, {band['rows_over_15pct']} over 15%"
+        )
     parts = parts_over_products(Path(args.profiles), full, context=args.context)
     if parts:
         print(
@@ -484,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
                 "held_out_per_arch": ho["per_arch"],
                 "held_out_worst_rows": both["rows"][: max(args.worst, 0)],
                 "held_out_by_model_size": {"cache_mib": args.cache_mib, **split},
+                "held_out_by_pass_length": by_length,
                 "parts_over_products": parts,
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},
                 "repeatability": rep,

@@ -84,3 +84,22 @@ def test_held_out_lists_the_worst_rows_first():
     assert top["error"] < -0.2  # predicted well under the spoiled measurement
     assert top["predicted_ms"] == pytest.approx(top["measured_ms"] * (1 + top["error"]))
     assert top["run_medians_ms"] == []
+
+
+def test_length_split_bands_the_held_out_error_by_measured_pass_length():
+    split = load_benchmark("bench_latency_model").length_split(
+        [
+            {"measured_ms": 0.7, "error": 0.24},
+            {"measured_ms": 1.5, "error": -0.05},
+            {"measured_ms": 24.0, "error": 0.156},
+            {"measured_ms": 30.0, "error": 0.01},
+            {"measured_ms": 40.0, "error": -0.03},
+        ]
+    )
+    assert [b["label"] for b in split] == ["< 2 ms", "2-50 ms"]  # no pass of 50 ms or more
+    short, middle = split
+    assert (short["rows"], short["rows_over_15pct"]) == (2, 1)
+    assert short["worst_abs_error"] == pytest.approx(0.24)
+    assert short["median_abs_error"] == pytest.approx(0.145)
+    assert (middle["rows"], middle["rows_over_15pct"]) == (3, 1)
+    assert middle["median_abs_error"] == pytest.approx(0.03)
