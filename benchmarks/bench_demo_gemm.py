@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from perfmodel.gemm_table import GEMM_TABLE_FILE, GemmTable, model_gemms  # noqa: E402
-from perfmodel.latency_model import LatencyModel, load_profile_rows  # noqa: E402
+from perfmodel.latency_model import LatencyModel, _gemm_table, load_profile_rows  # noqa: E402
 from perfmodel.latency_tables import _arch_from_key  # noqa: E402
 
 DEFAULT = REPO / "data" / "profiles" / "cpu-epyc-1c"
@@ -76,7 +76,7 @@ def evaluate(
     depths: tuple[int, ...] = (1, 2),
     max_query: int = 7,
     context: int = 128,
-    statistic: str = "cpu_median_ms",
+    statistic: str = "auto",
 ) -> dict[str, dict]:
     """Mode -> error summary of the ``test`` shapes' rows predicted from the ``fit`` shapes'."""
     _names(rows, fit, "--fit")
@@ -96,13 +96,14 @@ def evaluate(
             keep = products_of(rows, fit if mode == "fitted" else fit + test)
             table = gemm.without(set(gemm.pairs) - keep) if keep & set(gemm.pairs) else None
         model = LatencyModel.fit(train, statistic=statistic, gemm=table, exclude_gemms=False)
+        measured = target[model.statistic].to_numpy(dtype=float)
         errors = []
-        for r in target.itertuples():
+        for r, ms in zip(target.itertuples(), measured, strict=True):
             key = (r.family, int(r.hidden), int(r.ffn), int(r.heads), int(r.kv_heads),
                    int(r.vocab), bool(r.tied))  # fmt: skip
             arch = _arch_from_key(key).replace(layers=int(r.depth))
             predicted = model.latency_fn(arch)(r.batch, r.context, r.query)
-            errors.append(float(predicted) / getattr(r, statistic) - 1)
+            errors.append(float(predicted) / ms - 1)
         e = np.abs(errors)
         out[mode] = {
             "rows": len(e), "products": len(table.pairs) if table is not None else 0,
@@ -125,14 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depths", default="1,2", help="depths of the fitted rows (the demo's: 1,2)")
     p.add_argument("--max-query", type=int, default=7)
     p.add_argument("--context", type=int, default=128)
+    p.add_argument("--dtype", default=None, help="rows of this dtype (default: the most frequent)")
     args = p.parse_args(argv)
     folder = Path(args.profiles)
     try:
         depths = _tuple(args.depths, int)
         rows = load_profile_rows(folder)
-        rows = rows[rows["dtype"] == "fp32"]
-        gemm_path = folder / GEMM_TABLE_FILE
-        gemm = GemmTable.from_csv(gemm_path, dtype="fp32") if gemm_path.is_file() else None
+        dtype = args.dtype or str(rows["dtype"].value_counts().idxmax())
+        rows = rows[rows["dtype"] == dtype]
+        if rows.empty:
+            raise ValueError(
+                f"--dtype must be one the profiles were measured in, but got {dtype!r}."
+            )
+        gemm = _gemm_table(folder / GEMM_TABLE_FILE, dtype)  # None: no products of this dtype
         res = evaluate(
             rows, gemm, fit=_tuple(args.fit), test=_tuple(args.test), depths=depths,
             max_query=args.max_query, context=args.context,
