@@ -36,7 +36,9 @@ sys.path.insert(0, str(REPO))
 
 from perfmodel.gemm_table import GEMM_TABLE_FILE, GemmTable, model_gemms  # noqa: E402
 from perfmodel.latency_model import LatencyModel, _gemm_table, load_profile_rows  # noqa: E402
-from perfmodel.latency_tables import _arch_from_key  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_latency_model import _arch  # noqa: E402
 
 DEFAULT = REPO / "data" / "profiles" / "cpu-epyc-1c"
 FIT = ("zoo-target", "zoo-w128-l12", "zoo-w256-l12")  # the shapes the quick demo profiles
@@ -99,10 +101,7 @@ def evaluate(
         measured = target[model.statistic].to_numpy(dtype=float)
         errors = []
         for r, ms in zip(target.itertuples(), measured, strict=True):
-            key = (r.family, int(r.hidden), int(r.ffn), int(r.heads), int(r.kv_heads),
-                   int(r.vocab), bool(r.tied))  # fmt: skip
-            arch = _arch_from_key(key).replace(layers=int(r.depth))
-            predicted = model.latency_fn(arch)(r.batch, r.context, r.query)
+            predicted = model.latency_fn(_arch(r, r.depth))(r.batch, r.context, r.query)
             errors.append(float(predicted) / ms - 1)
         e = np.abs(errors)
         out[mode] = {

@@ -140,13 +140,18 @@ def cache_split(errors: dict, footprint: dict, cache_bytes: float) -> dict:
     return out
 
 
+def _length_bands(t: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, mask) of passes under 2 ms, of 2-50 ms and of 50 ms and more."""
+    return [("< 2 ms", t < 2), ("2-50 ms", (t >= 2) & (t < 50)), (">= 50 ms", t >= 50)]
+
+
 def length_split(rows: list[dict]) -> list[dict]:
-    """Held-out |error| by the measured pass length (the bands of :func:`spread_by_length`):
+    """Held-out |error| by the measured pass length (the bands of :func:`_length_bands`):
     how far the worst-row goal is from passes long enough to be timed precisely."""
     t = np.array([r["measured_ms"] for r in rows], float)
     e = np.abs(np.array([r["error"] for r in rows], float))
     out = []
-    for label, sel in (("< 2 ms", t < 2), ("2-50 ms", (t >= 2) & (t < 50)), (">= 50 ms", t >= 50)):
+    for label, sel in _length_bands(t):
         if sel.any():
             out.append({
                 "label": label, "rows": int(sel.sum()), "median_abs_error": float(np.median(e[sel])),
@@ -302,7 +307,7 @@ def spread_by_length(rows, statistic: str) -> list[dict]:
     rel = (rows[iqr] / rows[statistic]).to_numpy(dtype=float)
     t = rows[statistic].to_numpy(dtype=float)
     out = []
-    for label, sel in (("< 2 ms", t < 2), ("2-50 ms", (t >= 2) & (t < 50)), (">= 50 ms", t >= 50)):
+    for label, sel in _length_bands(t):
         v = rel[sel & np.isfinite(rel)]
         if len(v):
             out.append({
