@@ -171,7 +171,10 @@ class HFForwardTimer:
     ) -> dict[int, TimingResult]:
         import torch
 
+        from profiler.kvcache import cache_keyword
+
         model = self._ensure(max(depths))
+        kw = cache_keyword(model)
         vocab = model.config.vocab_size
         gen = torch.Generator().manual_seed(1)
         ids = torch.randint(vocab, (batch, query), generator=gen).to(self.device)
@@ -206,7 +209,7 @@ class HFForwardTimer:
 
                     def forward(cache: Any = cache, d: int = d) -> Any:
                         c0 = time.process_time_ns()
-                        out = model(input_ids=ids, cache=cache, use_cache=True)
+                        out = model(input_ids=ids, use_cache=True, **{kw: cache})
                         cpu_ms[d].append((time.process_time_ns() - c0) / 1e6)
                         return out
 
@@ -240,8 +243,11 @@ class HFForwardTimer:
         """Check what is timed before timing it: right logits shape, finite, cache grown by q."""
         import torch
 
+        from profiler.kvcache import cache_keyword
+
         vocab = self._model.config.vocab_size
-        logits = self._model(input_ids=ids, cache=cache, use_cache=True).logits
+        kw = cache_keyword(self._model)
+        logits = self._model(input_ids=ids, use_cache=True, **{kw: cache}).logits
         finite = bool(torch.isfinite(logits).all())
         if tuple(logits.shape) != (batch, query, vocab) or not finite:
             raise RuntimeError(

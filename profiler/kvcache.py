@@ -16,7 +16,16 @@ from collections.abc import Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-__all__ = ["KVStream"]
+__all__ = ["KVStream", "cache_keyword"]
+
+
+def cache_keyword(model: PreTrainedModel) -> str:
+    """The keyword ``model.forward`` takes its KV cache by: transformers 5.x renamed
+    ``past_key_values`` to ``cache`` (5.17 still spells it ``past_key_values``, 5.24 ``cache``), and
+    a keyword the model does not name is swallowed by ``**kwargs``, so the pass runs with no cache.
+    """
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 class KVStream:
@@ -31,9 +40,7 @@ class KVStream:
                 "`no sliding-window attention layers` must hold for the engine, but got "
                 f"{type(model).__name__} with sliding-window layers."
             )
-        params = inspect.signature(model.forward).parameters
-        # transformers 5.x renamed `past_key_values` to `cache`; accept both spellings.
-        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+        self.cache_kw = cache_keyword(model)
         self.valid = torch.ones(batch, 0, dtype=torch.bool, device=device)  # (batch, columns)
         self.n_valid = torch.zeros(batch, dtype=torch.long, device=device)  # next position per row
         self.holes = False  # some row has an invalid column: explicit masks from now on

@@ -14,6 +14,7 @@ import torch
 from transformers import DynamicCache
 
 from profiler.engine import DecodingSession, max_gamma, speculative_generate
+from profiler.kvcache import cache_keyword
 from profiler.sampling import SamplingConfig
 from tests.profiler_tests.tiny_models import tiny_zoo
 
@@ -80,7 +81,7 @@ def test_greedy_speculative_equals_plain_greedy(zoo, gamma, draft):
 def _fresh_kv(model, tokens):
     cache = DynamicCache(config=model.config)
     with torch.inference_mode():
-        model(input_ids=torch.tensor([tokens]), cache=cache, use_cache=True)
+        model(input_ids=torch.tensor([tokens]), use_cache=True, **{cache_keyword(model): cache})
     return [(layer.keys[0], layer.values[0]) for layer in cache.layers]
 
 
