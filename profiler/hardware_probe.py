@@ -188,10 +188,14 @@ def hardware_for(
         Write a new measurement to ``cache_dir`` (default); ``False`` only reads the cache.
     """
     known = _known_gpu(device)
-    if known is not None:
-        return known
     path = Path(cache_dir) / HARDWARE_FILE if cache_dir is not None else None
     slug = device_slug(device)
+    if known is not None:
+        # the datasheet, written beside the profiles too, so that the latency model fitted from
+        # the folder alone uses this device's ridge point (not its CPU default)
+        if path is not None and write and not path.is_file():
+            _write_hardware(path, known, name=slug)
+        return known
     if path is not None and path.is_file():
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
@@ -206,13 +210,19 @@ def hardware_for(
             pass  # unreadable cache: measure again and overwrite it
     spec = measure_hardware(device)
     if path is not None and write:
-        atomic_write_json(
-            path,
-            {
-                "name": spec.name,
-                "memory_bandwidth_bytes_per_s": spec.memory_bandwidth_bytes_per_s,
-                "peak_flops_per_s": dict(spec.peak_flops_per_s),
-                "source": spec.source,
-            },
-        )
+        _write_hardware(path, spec, name=spec.name)
     return spec
+
+
+def _write_hardware(path: Path, spec: HardwareSpec, *, name: str) -> None:
+    """``hardware.json``: ``name`` (the device slug the cache is matched by) and ``spec``'s
+    bandwidth, peak FLOP/s per dtype and source, written atomically."""
+    atomic_write_json(
+        path,
+        {
+            "name": name,
+            "memory_bandwidth_bytes_per_s": spec.memory_bandwidth_bytes_per_s,
+            "peak_flops_per_s": dict(spec.peak_flops_per_s),
+            "source": spec.source,
+        },
+    )
