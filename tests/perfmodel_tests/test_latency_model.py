@@ -28,9 +28,9 @@ CPU_PROFILE = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
 CPU_PROFILES = [CPU_PROFILE, REPO / "data" / "profiles" / "cpu-epyc-1c"]
 
 # A known "true" device: per-layer overhead, bandwidth and FLOP terms (ms per unit); no GEMM
-# table (the last, gemm_ms term is zero).
+# table (the gemm_ms term is zero); no Llama-only overhead (the last term).
 TRUE_LAYER = np.array(
-    [0.2, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1e-4, 0.0]
+    [0.2, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 1 / 5e6, 1 / 3e7, 0.0, 1e-4, 0.0, 0.0]
 )
 TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 2e-6, 0.0, 0.0])
 WIDTHS = (128, 256, 512, 1024)
@@ -105,6 +105,37 @@ def test_parametric_predicts_a_held_out_architecture():
         for b, n, q in [(1, 128, 1), (4, 512, 17), (2, 300, 5)]:
             want = float(_true_ms(held_out, depth, b, n, q))
             assert m.latency_fn(a)(b, n, q) == pytest.approx(want, rel=0.03), (depth, b, n, q)
+
+
+def test_family_overhead_predicts_a_held_out_opt_shape():
+    # a launch-bound device: a Llama layer pays 0.25 ms more per layer than an OPT layer
+    truth = TRUE_LAYER.copy()
+    truth[LAYER_TERMS.index("overhead")] = 0.3
+    truth[LAYER_TERMS.index("overhead_llama")] = 0.25
+    kw = {"bytes_per_param": 4.0, "flops_per_byte": 10.0}
+    out = []
+    for family, w in [(f, w) for f in ("llama", "opt") for w in WIDTHS]:
+        a = _arch(w).replace(family=family, ffn=4 * w if family == "opt" else int(2.75 * w))
+        for depth, b, n, q in [(d, b, n, q) for d in (1, 2, 4) for b in (1, 4) for n in (128, 512)
+                               for q in (1, 4, 17)]:  # fmt: skip
+            lt = layer_terms(hidden=w, ffn=a.ffn, heads=a.heads, kv_heads=a.kv_heads,
+                             opt=family == "opt", batch=b, context=n, query=q, **kw)  # fmt: skip
+            ft = fixed_terms(hidden=w, vocab=a.vocab, batch=b, query=q, **kw)
+            t = float(ft @ TRUE_FIXED + depth * (lt @ truth))
+            out.append({
+                "model": f"{family}-w{w}", "family": family, "depth": depth, "hidden": w,
+                "ffn": a.ffn, "heads": a.heads, "kv_heads": a.kv_heads, "vocab": a.vocab,
+                "tied": False, "batch": b, "context": n, "query": q, "dtype": "fp32",
+                "median_ms": t, "min_ms": t,
+            })  # fmt: skip
+    rows = pd.DataFrame(out)
+    held_out = _arch(512).replace(family="opt", ffn=4 * 512)
+    m = LatencyModel.fit(rows, flops_per_byte=10.0, exclude=[held_out])
+    want = rows[rows["model"] == "opt-w512"]
+    got = m.latency_fn(held_out.replace(layers=12), profiled=False)(1, 128, 1)
+    layer = want[(want["batch"] == 1) & (want["context"] == 128) & (want["query"] == 1)]
+    t1, t2 = (float(layer.loc[layer["depth"] == d, "median_ms"].iloc[0]) for d in (1, 2))
+    assert got == pytest.approx(t1 + 11 * (t2 - t1), rel=0.03)
 
 
 @pytest.mark.parametrize("profiled", [True, False])
