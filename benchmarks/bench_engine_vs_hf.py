@@ -169,12 +169,15 @@ def _forward_ms(model, *, context: int, query: int, vocab: int) -> float:
     """Median ms of one forward pass of ``query`` tokens after ``context`` cached tokens."""
     from transformers import DynamicCache
 
+    from profiler.kvcache import cache_keyword
+
     gen = torch.Generator().manual_seed(0)
     prefix = torch.randint(0, vocab, (1, context), generator=gen)
     new = torch.randint(0, vocab, (1, query), generator=gen)
     cache = DynamicCache(config=model.config)
+    kw = cache_keyword(model)
     with torch.inference_mode():
-        model(input_ids=prefix, cache=cache, use_cache=True)
+        model(input_ids=prefix, use_cache=True, **{kw: cache})
 
     def setup():
         extra = cache.get_seq_length() - context
@@ -183,7 +186,7 @@ def _forward_ms(model, *, context: int, query: int, vocab: int) -> float:
 
     def fn():
         with torch.inference_mode():
-            model(input_ids=new, cache=cache, use_cache=True, logits_to_keep=query)
+            model(input_ids=new, use_cache=True, logits_to_keep=query, **{kw: cache})
 
     return time_callable(fn, setup=setup, warmup=3, repeats=15).median_ms
 

@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from profiler.build import build_model, resolve_model  # noqa: E402
 from profiler.gemm import weight_copies  # noqa: E402
+from profiler.kvcache import cache_keyword  # noqa: E402
 
 QUERIES = (1, 2, 3, 4)
 KINDS = ("pass", "head_in_pass", "warm", "cold")
@@ -88,11 +89,14 @@ def measure(
     samples = {q: {k: [] for k in KINDS} for q in QUERIES}
     with torch.inference_mode():
         cache = DynamicCache(config=cfg)
+        kw = cache_keyword(model)
         k = torch.randn(1, kv, context, width // cfg.num_attention_heads)
         cache.update(k, k.clone(), 0)
         for q in QUERIES:  # first calls allocate: untimed
             for _ in range(3):
-                model(input_ids=torch.randint(cfg.vocab_size, (1, q)), cache=cache, use_cache=True)
+                model(
+                    input_ids=torch.randint(cfg.vocab_size, (1, q)), use_cache=True, **{kw: cache}
+                )
                 cache.crop(-q)
         for _ in range(rounds):
             for q in QUERIES:
@@ -102,7 +106,7 @@ def measure(
                     extra = cache.get_seq_length() - context
                     if extra > 0:
                         cache.crop(-extra)
-                    model(input_ids=ids, cache=cache, use_cache=True)
+                    model(input_ids=ids, use_cache=True, **{kw: cache})
 
                 head_ms.clear()
                 samples[q]["pass"] += _timed(forward, min_time_ms)
