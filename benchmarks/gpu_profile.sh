@@ -57,10 +57,12 @@ dtype = "fp32" if tiny else "bf16"
 out = Path(os.environ["OUT"]) / "profiles" / device_slug(device)
 hw = hardware_for(device, cache_dir=out)
 
-def draft(w, layers):
+def draft(w, layers, kv=None):
+    """A Llama-layout draft, 64-wide heads; ``kv`` KV heads (grouped-query) or one per head."""
     ffn = (w * 43 // 16 + 7) // 8 * 8
+    kv_name = "" if kv is None else f"-kv{kv}"
     return ("llama-7b", {"layers": layers, "hidden": w, "ffn": ffn, "heads": w // 64,
-                         "kv_heads": w // 64}, f"draft-w{w}-l{layers}")
+                         "kv_heads": kv or w // 64}, f"draft-w{w}{kv_name}-l{layers}")
 
 if tiny:
     jobs = [
@@ -81,6 +83,9 @@ else:
     # the seed paper's targets first, then the draft grid: what the budget skips comes last
     jobs = [(m, {}, None, big) for m in ("llama-65b", "llama-2-70b", "opt-66b")]
     jobs += [(*draft(w, 12), grid_draft) for w in (128, 256, 512, 1024, 2048)]
+    # grouped-query drafts: the first H200 profile had two GQA shapes only (llama-2-70b,
+    # tinyllama-1.1b), too few to fit what attention over a long cache costs with fewer KV heads
+    jobs += [(*draft(w, 12, kv), grid_draft) for w, kv in ((1024, 4), (2048, 8))]
     jobs += [(m, {}, None, small_whole) for m in (
         "wide-sheared-llama-290m", "wide-sheared-llama-543m", "wide-sheared-llama-796m",
         "sheared-llama-1.3b", "tinyllama-1.1b", "opt-125m", "opt-1.3b")]
