@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from profiler.kvcache import cache_keyword
+from tests.profiler_tests.tiny_models import _model
 
 
 class _OldSpelling(torch.nn.Module):
@@ -26,16 +26,8 @@ def test_cache_keyword_follows_the_forward_signature():
 def test_cache_keyword_grows_a_real_models_cache():
     from transformers import DynamicCache
 
-    cfg = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-    )
-    model = LlamaForCausalLM(cfg).eval()
-    cache = DynamicCache(config=cfg)
+    model = _model(1, 32, seed=0)
+    cache = DynamicCache(config=model.config)
     with torch.inference_mode():
         model(input_ids=torch.tensor([[1, 2, 3]]), use_cache=True, **{cache_keyword(model): cache})
     assert cache.get_seq_length() == 3
