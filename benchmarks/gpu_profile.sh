@@ -139,7 +139,8 @@ for p, (model, overrides, name, grid) in [(p, j) for p in range(passes) for j in
             torch.cuda.empty_cache()
 
 summary = {"device": device_slug(device), "dtype": dtype, "tiny": tiny, "seconds": time.time() - t0,
-           "passes": passes, "accumulate_first": accumulate_first, "done": done, "skipped_for_time": skipped, "failed": failed, "out": str(out)}
+           "passes": passes, "accumulate_first": accumulate_first, "done": done,
+           "skipped_for_time": skipped, "failed": failed, "out": str(out)}
 (Path(os.environ["OUT"]) / "gpu_profile_summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps(summary))
 EOF

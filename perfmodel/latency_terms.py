@@ -87,8 +87,8 @@ def layer_terms(
     layer, 0 for OPT (what the Llama layout adds to it: RMSNorm, rotary embedding and the gated
     MLP run as separate small kernels; on the H200, where a pass of these sizes is bound by
     kernel launches, an OPT layer costs 0.3-0.4 ms and a Llama one 0.5-0.6 ms at b = 1, and the
-    shared overhead alone missed every OPT shape by +15% to +39%; on the EPYC it changes
-    nothing. An OPT-only overhead instead, fitted to one OPT-66B point, once predicted opt-125m
+    shared overhead alone missed the OPT shapes up to opt-13b by +15% to +39%; on the EPYC it
+    changes nothing. An OPT-only overhead instead, fitted to one OPT-66B point, once predicted opt-125m
     2.5x too slow); weight_bytes = N·B (read once,
     the whole cost at m = 1); matmul_flops_<segment> = 2·N·(tokens beyond the first that fall in
     the segment of :data:`M_KNOTS`); roofline_max = max(weight_bytes + kv_bytes,
