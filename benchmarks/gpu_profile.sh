@@ -104,7 +104,8 @@ def warm_gpu(seconds=0.3):
 
 done, skipped, failed = [], [], []
 for p, (model, overrides, name, grid) in [(p, j) for p in range(passes) for j in jobs]:
-    label = (name or model) + (f" (pass {p + 1})" if passes > 1 else "")
+    suffix = f" (pass {p + 1})" if passes > 1 else ""
+    label = (name or model) + suffix
     elapsed = time.time() - t0
     if elapsed > budget:
         skipped.append(label)
@@ -126,7 +127,7 @@ for p, (model, overrides, name, grid) in [(p, j) for p in range(passes) for j in
             write_gemm_rows(out, profile_gemms(pairs, ms, device=device, dtype=dtype,
                                                warmup=grid.warmup, repeats=grid.repeats))
         fits = prof.fits
-        print(f"[{time.time() - t0:6.1f}s] {recipe.name}{label[len(name or model):]}: "
+        print(f"[{time.time() - t0:6.1f}s] {recipe.name}{suffix}: "
               f"{len(prof.rows)} rows; "
               f"T_layer(b=1, q=1) = {fits['t_layer_ms'].iloc[0]:.3f} ms, "
               f"T_fixed = {fits['t_fixed_ms'].iloc[0]:.3f} ms -> {paths[0]}", flush=True)

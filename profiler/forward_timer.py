@@ -189,7 +189,7 @@ class HFForwardTimer:
             for d in depths:
                 self._set_depth(d)
                 caches[d] = self._filled_cache(batch, context, d)
-                self._check(caches[d], ids, batch=batch, context=context, query=query)
+                self._check(caches[d], ids, kw, batch=batch, context=context, query=query)
             # process CPU time of each call, read around the forward pass itself
             cpu_ms: dict[int, list[float]] = {d: [] for d in depths}
             r = 0
@@ -239,14 +239,14 @@ class HFForwardTimer:
         need = int(np.ceil(self.min_time_ms / max(per_call_ms, 1e-9)))
         return int(min(max(self.repeats, need), max(MAX_REPEATS, self.repeats)))
 
-    def _check(self, cache: Any, ids: Any, *, batch: int, context: int, query: int) -> None:
-        """Check what is timed before timing it: right logits shape, finite, cache grown by q."""
+    def _check(
+        self, cache: Any, ids: Any, kw: str, *, batch: int, context: int, query: int
+    ) -> None:
+        """Check what is timed before timing it: right logits shape, finite, cache grown by q.
+        ``kw``: the keyword the model takes its cache by (:func:`profiler.kvcache.cache_keyword`)."""
         import torch
 
-        from profiler.kvcache import cache_keyword
-
         vocab = self._model.config.vocab_size
-        kw = cache_keyword(self._model)
         logits = self._model(input_ids=ids, use_cache=True, **{kw: cache}).logits
         finite = bool(torch.isfinite(logits).all())
         if tuple(logits.shape) != (batch, query, vocab) or not finite:
