@@ -36,35 +36,38 @@ TRUE_FIXED = np.array([1.0, 1 / 5e6, 1 / 1e7, 1 / 2e7, 1 / 3e7, 0.0, 2e-6, 0.0, 
 WIDTHS = (128, 256, 512, 1024)
 
 
-def _arch(w: int, *, layers: int = 1, vocab: int = 4096) -> ArchSpec:
+def _arch(w: int, *, layers: int = 1, vocab: int = 4096, family: str = "llama") -> ArchSpec:
+    ffn = 4 * w if family == "opt" else int(2.75 * w)
     return ArchSpec(
-        layers=layers, hidden=w, ffn=int(2.75 * w), heads=w // 64, kv_heads=w // 64,
-        vocab=vocab, tied_embeddings=False, family="llama",
+        layers=layers, hidden=w, ffn=ffn, heads=w // 64, kv_heads=w // 64,
+        vocab=vocab, tied_embeddings=False, family=family,
     )  # fmt: skip
 
 
-def _true_ms(arch: ArchSpec, depth, b, n, q):
+def _true_ms(arch: ArchSpec, depth, b, n, q, layer_coef=TRUE_LAYER):
     kw = {"bytes_per_param": 4.0, "flops_per_byte": 10.0}
     lt = layer_terms(
-        hidden=arch.hidden, ffn=arch.ffn, heads=arch.heads, kv_heads=arch.kv_heads, opt=False,
-        batch=b, context=n, query=q, **kw,
+        hidden=arch.hidden, ffn=arch.ffn, heads=arch.heads, kv_heads=arch.kv_heads,
+        opt=arch.family == "opt", batch=b, context=n, query=q, **kw,
     )  # fmt: skip
     ft = fixed_terms(hidden=arch.hidden, vocab=arch.vocab, batch=b, query=q, **kw)
-    return ft @ TRUE_FIXED + depth * (lt @ TRUE_LAYER)
+    return ft @ TRUE_FIXED + depth * (lt @ layer_coef)
 
 
-def _rows(widths=WIDTHS) -> pd.DataFrame:
+def _rows(widths=WIDTHS, *, family: str = "llama", layer_coef=TRUE_LAYER) -> pd.DataFrame:
+    """Rows of the true device; models ``w<width>`` (Llama) or ``<family>-w<width>``."""
     out = []
+    prefix = "" if family == "llama" else f"{family}-"
     for w in widths:
-        a = _arch(w)
+        a = _arch(w, family=family)
         for depth in (1, 2, 4):
             for b in (1, 4):
                 for n in (128, 512):
                     for q in (1, 4, 17):
-                        t = float(_true_ms(a, depth, b, n, q))
+                        t = float(_true_ms(a, depth, b, n, q, layer_coef))
                         out.append(
                             {
-                                "model": f"w{w}", "family": "llama", "depth": depth,
+                                "model": f"{prefix}w{w}", "family": family, "depth": depth,
                                 "hidden": w, "ffn": a.ffn, "heads": a.heads,
                                 "kv_heads": a.kv_heads, "vocab": a.vocab, "tied": False,
                                 "batch": b, "context": n, "query": q, "dtype": "fp32",
@@ -112,30 +115,14 @@ def test_family_overhead_predicts_a_held_out_opt_shape():
     truth = TRUE_LAYER.copy()
     truth[LAYER_TERMS.index("overhead")] = 0.3
     truth[LAYER_TERMS.index("overhead_llama")] = 0.25
-    kw = {"bytes_per_param": 4.0, "flops_per_byte": 10.0}
-    out = []
-    for family, w in [(f, w) for f in ("llama", "opt") for w in WIDTHS]:
-        a = _arch(w).replace(family=family, ffn=4 * w if family == "opt" else int(2.75 * w))
-        for depth, b, n, q in [(d, b, n, q) for d in (1, 2, 4) for b in (1, 4) for n in (128, 512)
-                               for q in (1, 4, 17)]:  # fmt: skip
-            lt = layer_terms(hidden=w, ffn=a.ffn, heads=a.heads, kv_heads=a.kv_heads,
-                             opt=family == "opt", batch=b, context=n, query=q, **kw)  # fmt: skip
-            ft = fixed_terms(hidden=w, vocab=a.vocab, batch=b, query=q, **kw)
-            t = float(ft @ TRUE_FIXED + depth * (lt @ truth))
-            out.append({
-                "model": f"{family}-w{w}", "family": family, "depth": depth, "hidden": w,
-                "ffn": a.ffn, "heads": a.heads, "kv_heads": a.kv_heads, "vocab": a.vocab,
-                "tied": False, "batch": b, "context": n, "query": q, "dtype": "fp32",
-                "median_ms": t, "min_ms": t,
-            })  # fmt: skip
-    rows = pd.DataFrame(out)
-    held_out = _arch(512).replace(family="opt", ffn=4 * 512)
+    rows = pd.concat(
+        [_rows(layer_coef=truth), _rows(family="opt", layer_coef=truth)], ignore_index=True
+    )
+    held_out = _arch(512, family="opt")
     m = LatencyModel.fit(rows, flops_per_byte=10.0, exclude=[held_out])
-    want = rows[rows["model"] == "opt-w512"]
     got = m.latency_fn(held_out.replace(layers=12), profiled=False)(1, 128, 1)
-    layer = want[(want["batch"] == 1) & (want["context"] == 128) & (want["query"] == 1)]
-    t1, t2 = (float(layer.loc[layer["depth"] == d, "median_ms"].iloc[0]) for d in (1, 2))
-    assert got == pytest.approx(t1 + 11 * (t2 - t1), rel=0.03)
+    want = float(_true_ms(held_out, 12, 1, 128, 1, truth))
+    assert got == pytest.approx(want, rel=0.03)
 
 
 @pytest.mark.parametrize("profiled", [True, False])
