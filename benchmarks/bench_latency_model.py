@@ -47,6 +47,10 @@ DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
 # points measured precisely, where the held-out error is the model's own rather than noise's.
 PRECISE_REL_IQR = 0.10
 
+# The cache a process gets on the profiled EPYC VM (benchmarks/bench_residency.py): the default
+# split of a CPU profile's held-out error by model size.
+CPU_CACHE_MIB = 8.0
+
 # (hidden, layers) with 12.06·h²·L within 6 % of 50.6 M layer parameters.
 EQUAL_PARAMS = ((2048, 1), (1408, 2), (1024, 4), (704, 8), (512, 16), (384, 28), (256, 64))
 
@@ -138,6 +142,16 @@ def cache_split(errors: dict, footprint: dict, cache_bytes: float) -> dict:
             "rows_over_15pct": int((e[sel] > 0.15).sum()),
         }
     return out
+
+
+def split_cache_mib(given: float | None, devices: pd.Series) -> float | None:
+    """The cache size (MiB) for :func:`cache_split`: ``given``, else 8 MiB on a CPU profile
+    (device slugs ``cpu-...``), else None: a GPU's caches are not what decides its rows."""
+    if given is not None:
+        return given
+    if len(devices) and devices.astype(str).str.startswith("cpu").all():
+        return CPU_CACHE_MIB
+    return None
 
 
 def _length_bands(t: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -368,9 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--cache-mib",
         type=float,
-        default=8.0,
-        help="cache size for the split of the held-out error by model size (default 8: what a"
-        " process gets of the profiled EPYC VM's 32 MiB L3, benchmarks/bench_residency.py)",
+        default=None,
+        help="cache size for the split of the held-out error by model size (default on a CPU"
+        " profile 8: what a process gets of the profiled EPYC VM's 32 MiB L3,"
+        " benchmarks/bench_residency.py; on any other device no split unless given)",
     )
     p.add_argument(
         "--worst", type=int, default=10, help="list this many worst held-out rows (default 10)"
@@ -442,14 +457,19 @@ def main(argv: list[str] | None = None) -> int:
         f"p90 {pure['p90_abs_error']:.1%}, worst {pure['worst_abs_error']:.1%}"
     )
 
-    split = cache_split(both["errors"], both["footprint"], args.cache_mib * 2**20)
-    print(
-        f"by model size: rows of models whose fp32 weights fit in {args.cache_mib:g} MiB: "
-        f"{split['fits']['rows']} (median {split['fits']['median_abs_error'] or 0:.1%}, "
-        f"{split['fits']['rows_over_15pct']} over 15%); larger: {split['larger']['rows']} "
-        f"(median {split['larger']['median_abs_error'] or 0:.1%}, "
-        f"{split['larger']['rows_over_15pct']} over 15%)"
-    )
+    cache_mib = split_cache_mib(args.cache_mib, rows["device"])
+    split = None
+    if cache_mib is None:
+        print("by model size: not split (not a CPU profile; --cache-mib gives a cache size)")
+    else:
+        split = cache_split(both["errors"], both["footprint"], cache_mib * 2**20)
+        print(
+            f"by model size: rows of models whose fp32 weights fit in {cache_mib:g} MiB: "
+            f"{split['fits']['rows']} (median {split['fits']['median_abs_error'] or 0:.1%}, "
+            f"{split['fits']['rows_over_15pct']} over 15%); larger: {split['larger']['rows']} "
+            f"(median {split['larger']['median_abs_error'] or 0:.1%}, "
+            f"{split['larger']['rows_over_15pct']} over 15%)"
+        )
     by_length = length_split(both["rows"])
     for band in by_length:
         print(
@@ -511,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
                 "held_out_worst_rows": both["rows"][: max(args.worst, 0)],
-                "held_out_by_model_size": {"cache_mib": args.cache_mib, **split},
+                "held_out_by_model_size": split and {"cache_mib": cache_mib, **split},
                 "held_out_by_pass_length": by_length,
                 "parts_over_products": parts,
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},

@@ -103,3 +103,12 @@ def test_length_split_bands_the_held_out_error_by_measured_pass_length():
     assert short["median_abs_error"] == pytest.approx(0.145)
     assert (middle["rows"], middle["rows_over_15pct"]) == (3, 1)
     assert middle["median_abs_error"] == pytest.approx(0.03)
+
+
+def test_model_size_split_is_for_cpu_profiles_unless_a_cache_is_given():
+    split_cache_mib = load_benchmark("bench_latency_model").split_cache_mib
+    cpu = pd.Series(["cpu-epyc-1c", "cpu-epyc-1c"])
+    assert split_cache_mib(None, cpu) == 8.0
+    assert split_cache_mib(None, pd.Series(["h200", "h200"])) is None
+    assert split_cache_mib(None, pd.Series(["cpu-epyc-1c", "h200"])) is None
+    assert split_cache_mib(50.0, pd.Series(["h200"])) == 50.0
