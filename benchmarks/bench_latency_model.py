@@ -391,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         "--worst", type=int, default=10, help="list this many worst held-out rows (default 10)"
     )
     args = p.parse_args(argv)
+    if args.cache_mib is not None and not args.cache_mib > 0:
+        print(
+            f"bench_latency_model: --cache-mib must be a size in MiB above 0, got {args.cache_mib:g}",
+            file=sys.stderr,
+        )
+        return 2
 
     full = LatencyModel.from_profiles(
         args.profiles, statistic=args.statistic, dtype=args.dtype, use_gemm=args.gemm != "off"
@@ -531,7 +537,9 @@ def main(argv: list[str] | None = None) -> int:
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
                 "held_out_worst_rows": both["rows"][: max(args.worst, 0)],
-                "held_out_by_model_size": split and {"cache_mib": cache_mib, **split},
+                "held_out_by_model_size": None
+                if split is None
+                else {"cache_mib": cache_mib, **split},
                 "held_out_by_pass_length": by_length,
                 "parts_over_products": parts,
                 "held_out_pure_parametric": {k: v for k, v in pure.items() if k != "per_arch"},

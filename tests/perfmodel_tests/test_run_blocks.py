@@ -112,3 +112,10 @@ def test_model_size_split_is_for_cpu_profiles_unless_a_cache_is_given():
     assert split_cache_mib(None, pd.Series(["h200", "h200"])) is None
     assert split_cache_mib(None, pd.Series(["cpu-epyc-1c", "h200"])) is None
     assert split_cache_mib(50.0, pd.Series(["h200"])) == 50.0
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "nan"])
+def test_cache_size_must_be_positive(size, capsys):
+    assert load_benchmark("bench_latency_model").main(["--cache-mib", size]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--cache-mib must be a size in MiB above 0" in err[0]
