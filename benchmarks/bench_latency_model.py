@@ -23,7 +23,7 @@ miss, not the measurement's noise), and per profiled shape T_layer over its prod
 T_fixed minus its LM head's product from the GEMM table.
 
 Usage: python benchmarks/bench_latency_model.py [--profiles DIR] [--statistic auto] [--dtype D]
-       [--gemm strict|kept|off] [--worst 10]
+       [--gemm strict|kept|off] [--depth-fit absolute|relative] [--worst 10]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import pandas as pd
 from perfmodel.arch import ArchSpec
 from perfmodel.latency_model import ARCH_KEY, LatencyModel, load_profile_rows
 from perfmodel.latency_profiles import BYTES_PER_PARAM, parse_samples, run_blocks
+from perfmodel.latency_tables import DEPTH_FITS
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "data" / "profiles" / "cpu-xeon-2.5ghz-1c"
@@ -72,6 +73,7 @@ def held_out(
     exclude_gemms: bool = True,
     parametric_fit=None,
     model_cls=LatencyModel,
+    depth_fit: str = "absolute",
 ) -> dict[str, dict]:
     """``{"corrected": ..., "pure": ...}``: the error summary of each left-out shape predicted
     with the neighbour correction and with the pure parametric model, from one fit per shape.
@@ -79,7 +81,8 @@ def held_out(
     ``gemm``: the device's GEMM table; with ``exclude_gemms`` the left-out shape's products are
     dropped from it too (a shape whose layers and products were never timed). ``parametric_fit``:
     another cross-architecture model's fit (``LatencyModel.fit``'s; default the committed one);
-    ``model_cls``: a ``LatencyModel`` subclass to fit and predict with."""
+    ``model_cls``: a ``LatencyModel`` subclass to fit and predict with; ``depth_fit``: how each
+    shape's depth fit weighs its rows (``LatencyModel.fit``'s)."""
     keys = sorted({tuple(k) for k in rows[list(ARCH_KEY)].itertuples(index=False)}, key=str)
     errors: dict[str, dict[str, list[float]]] = {"corrected": {}, "pure": {}}
     worst: list[dict] = []
@@ -91,7 +94,7 @@ def held_out(
         k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
         m = model_cls.fit(
             rows, statistic=statistic, flops_per_byte=flops_per_byte, exclude=[k], gemm=gemm,
-            exclude_gemms=exclude_gemms, parametric_fit=parametric_fit,
+            exclude_gemms=exclude_gemms, parametric_fit=parametric_fit, depth_fit=depth_fit,
         )  # fmt: skip
         mine = rows[
             np.logical_and.reduce([rows[c] == v for c, v in zip(ARCH_KEY, key, strict=True)])
@@ -388,6 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         " benchmarks/bench_residency.py; on any other device no split unless given)",
     )
     p.add_argument(
+        "--depth-fit",
+        choices=DEPTH_FITS,
+        default="absolute",
+        help="how each profiled shape's depth fit weighs its rows: absolute least squares"
+        " (default) or relative (each row by 1 / its time, so one- and two-layer rows count as"
+        " much as the whole model's)",
+    )
+    p.add_argument(
         "--worst", type=int, default=10, help="list this many worst held-out rows (default 10)"
     )
     args = p.parse_args(argv)
@@ -399,20 +410,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     full = LatencyModel.from_profiles(
-        args.profiles, statistic=args.statistic, dtype=args.dtype, use_gemm=args.gemm != "off"
-    )
+        args.profiles, statistic=args.statistic, dtype=args.dtype, use_gemm=args.gemm != "off",
+        depth_fit=args.depth_fit,
+    )  # fmt: skip
     rows = load_profile_rows(args.profiles)
     rows = rows[rows["dtype"] == full.dtype]
     gemm = full.parametric.gemm
     both = held_out(
         rows, statistic=full.statistic, flops_per_byte=full.parametric.flops_per_byte, gemm=gemm,
-        exclude_gemms=args.gemm == "strict",
+        exclude_gemms=args.gemm == "strict", depth_fit=args.depth_fit,
     )  # fmt: skip
     ho, pure = both["corrected"], both["pure"]
 
     print(f"profiles: {args.profiles} ({len(rows)} rows, {len(full.tables)} shapes, {full.dtype})")
     print(
-        f"fitted statistic: {full.statistic}; ridge point {full.parametric.flops_per_byte:.1f} FLOP/byte"
+        f"fitted statistic: {full.statistic}; ridge point {full.parametric.flops_per_byte:.1f} "
+        f"FLOP/byte; depth fit: {args.depth_fit}"
     )
     gemm_note = {
         "strict": "GEMM table without the left-out shape's products",
@@ -534,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 "profiles": str(args.profiles),
                 "statistic": full.statistic,
                 "gemm": args.gemm if gemm is not None else "none",
+                "depth_fit": args.depth_fit,
                 "held_out": {k: v for k, v in ho.items() if k != "per_arch"},
                 "held_out_per_arch": ho["per_arch"],
                 "held_out_worst_rows": both["rows"][: max(args.worst, 0)],

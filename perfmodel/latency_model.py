@@ -58,6 +58,7 @@ from perfmodel.latency_profiles import (
     load_profile_rows,
 )
 from perfmodel.latency_tables import (
+    DEPTH_FITS,
     ArchLatency,
     NeighbourCorrection,
     ProfiledLatency,
@@ -139,6 +140,7 @@ class LatencyModel:
         gemm: GemmTable | None = None,
         exclude_gemms: bool = True,
         parametric_fit: Callable[..., ParametricLatency] | None = None,
+        depth_fit: str = "absolute",
     ) -> LatencyModel:
         """Fit to profile rows (:func:`load_profile_rows`).
 
@@ -170,7 +172,14 @@ class LatencyModel:
             Fits the cross-architecture model, called as ``parametric_fit(rows, statistic=...,
             flops_per_byte=..., gemm=...)`` (default :meth:`ParametricLatency.fit`); other
             parametric forms are tried this way (``benchmarks/bench_residency.py``).
+        depth_fit : {"absolute", "relative"}
+            How each profiled shape's depth fit (T_fixed + L·T_layer per (b, n, q)) weighs its
+            rows: absolute least squares (default; the deepest, longest pass weighs most) or
+            relative (each row by 1 / t). ``benchmarks/bench_latency_model.py --depth-fit``
+            compares them.
         """
+        if depth_fit not in DEPTH_FITS:
+            raise ValueError(f"`depth_fit in {DEPTH_FITS}` must hold, but got {depth_fit=}.")
         if statistic not in (*STATISTICS, "auto"):
             raise ValueError(
                 f"`statistic in {(*STATISTICS, 'auto')}` must hold, but got {statistic=}."
@@ -219,7 +228,7 @@ class LatencyModel:
         for key, g in rows.groupby(list(ARCH_KEY)):
             k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
             arch = _arch_from_key(k)
-            tables[k] = _arch_table(g, statistic, parametric, arch)
+            tables[k] = _arch_table(g, statistic, parametric, arch, depth_fit)
         neighbours = None
         if np.isfinite(neighbour_shrink):
             neighbours = NeighbourCorrection.build(
@@ -239,12 +248,14 @@ class LatencyModel:
         statistic: str = "auto",
         exclude: Sequence[ArchSpec | tuple] = (),
         use_gemm: bool = True,
+        depth_fit: str = "absolute",
     ) -> LatencyModel:
         """Fit to the profiles of one device: a ``data/profiles/<device>/`` folder or CSV paths.
 
         The ridge point (FLOPs per byte) comes from the folder's ``hardware.json`` when there is
         one (peak FLOP/s of ``dtype`` over bandwidth), the measured matrix products from its
-        ``gemm.csv`` when it has rows of ``dtype`` (``use_gemm=False`` ignores them). Raises
+        ``gemm.csv`` when it has rows of ``dtype`` (``use_gemm=False`` ignores them);
+        ``depth_fit`` as in :meth:`fit`. Raises
         ``ValueError`` for an empty or missing folder and for malformed CSVs (see
         :func:`load_profile_rows`, :meth:`GemmTable.from_csv`).
         """
@@ -266,6 +277,7 @@ class LatencyModel:
             exclude=exclude,
             device=device,
             gemm=gemm,
+            depth_fit=depth_fit,
         )
 
     def is_profiled(self, arch: ArchSpec) -> bool:

@@ -15,7 +15,7 @@ from scipy.optimize import nnls
 from perfmodel.arch import ArchSpec
 from perfmodel.latency_terms import ParametricLatency, _check_bnq, _layer_matmul_params, _out
 
-__all__ = ["ArchLatency", "NeighbourCorrection", "ProfiledLatency"]
+__all__ = ["DEPTH_FITS", "ArchLatency", "NeighbourCorrection", "ProfiledLatency"]
 
 # Axes along which a measured table is made non-decreasing (a running maximum). Context only:
 # a pass that reads a longer KV cache is not faster, so a dip there is noise. Along batch and
@@ -116,17 +116,30 @@ class ProfiledLatency:
         return tuple(self._interp[k](flat).reshape(b.shape) for k in ("fixed_ms", "layer_ms"))
 
 
-def _depth_split(depth: NDArray, t: NDArray) -> tuple[float, float]:
+# How a depth fit weighs its rows: "absolute" least squares (a deep pass's row, the longest,
+# weighs most) or "relative" (each row by 1 / t: every depth's relative error counts the same).
+DEPTH_FITS = ("absolute", "relative")
+
+
+def _nnls_weighted(A: NDArray, t: NDArray, depth_fit: str) -> NDArray:
+    if depth_fit not in DEPTH_FITS:
+        raise ValueError(f"`depth_fit in {DEPTH_FITS}` must hold, but got {depth_fit=}.")
+    w = 1.0 / t if depth_fit == "relative" else np.ones_like(t)
+    coef, _ = nnls(A * w[:, None], t * w)
+    return coef
+
+
+def _depth_split(depth: NDArray, t: NDArray, depth_fit: str = "absolute") -> tuple[float, float]:
     """Non-negative least squares of t = F + L·T_layer; (F, T_layer) in ms."""
     A = np.stack([np.ones_like(depth), depth], axis=1)
     if len(np.unique(depth)) < 2:
         return 0.0, float(np.mean(t / depth))
-    (fixed, layer), _ = nnls(A, t)
+    fixed, layer = _nnls_weighted(A, t, depth_fit)
     return float(fixed), float(layer)
 
 
 def _joint_depth_split(
-    context: NDArray, depth: NDArray, t: NDArray
+    context: NDArray, depth: NDArray, t: NDArray, depth_fit: str = "absolute"
 ) -> tuple[dict[int, float], dict[int, float]]:
     """Depth fits of one (b, q) across its contexts, with one T_fixed shared by all of them.
 
@@ -135,24 +148,29 @@ def _joint_depth_split(
     depend on n; a separate intercept per context only adds the noise of extrapolating each
     depth line to L = 0 (separate fits of the committed CPU profile put T_fixed at n = 512
     0.74-1.21x its value at n = 128). Falls back to one fit per context when no context has
-    two depths. Returns ({n: T_fixed}, {n: T_layer}) in ms.
+    two depths. ``depth_fit``: how the rows are weighed (:data:`DEPTH_FITS`). Returns
+    ({n: T_fixed}, {n: T_layer}) in ms.
     """
     contexts = sorted(int(v) for v in np.unique(context))
     if all(len(np.unique(depth[context == n])) < 2 for n in contexts):
-        split = {n: _depth_split(depth[context == n], t[context == n]) for n in contexts}
+        split = {n: _depth_split(depth[context == n], t[context == n], depth_fit) for n in contexts}
         return {n: v[0] for n, v in split.items()}, {n: v[1] for n, v in split.items()}
     A = np.zeros((len(t), 1 + len(contexts)))
     A[:, 0] = 1.0
     for col, n in enumerate(contexts, start=1):
         A[context == n, col] = depth[context == n]
-    coef, _ = nnls(A, t)
+    coef = _nnls_weighted(A, t, depth_fit)
     return {n: float(coef[0]) for n in contexts}, {
         n: float(coef[col]) for col, n in enumerate(contexts, start=1)
     }
 
 
 def _arch_table(
-    rows: pd.DataFrame, statistic: str, parametric: ParametricLatency, arch: ArchSpec
+    rows: pd.DataFrame,
+    statistic: str,
+    parametric: ParametricLatency,
+    arch: ArchSpec,
+    depth_fit: str = "absolute",
 ) -> ProfiledLatency:
     axes = [tuple(sorted(int(v) for v in rows[c].unique())) for c in ("batch", "context", "query")]
     shape = tuple(len(a) for a in axes)
@@ -161,7 +179,10 @@ def _arch_table(
     for (b, q), g in rows.groupby(["batch", "query"]):
         i, k = axes[0].index(b), axes[2].index(q)
         f, per_context = _joint_depth_split(
-            g["context"].to_numpy(int), g["depth"].to_numpy(float), g[statistic].to_numpy(float)
+            g["context"].to_numpy(int),
+            g["depth"].to_numpy(float),
+            g[statistic].to_numpy(float),
+            depth_fit,
         )
         for n, t_layer in per_context.items():
             fixed[i, axes[1].index(n), k], layer[i, axes[1].index(n), k] = f[n], t_layer

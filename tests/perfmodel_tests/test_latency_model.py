@@ -20,6 +20,7 @@ from perfmodel.latency_model import (
     layer_terms,
     load_profile_rows,
 )
+from perfmodel.latency_tables import DEPTH_FITS
 from perfmodel.throughput import speculative_throughput
 
 REPO = Path(__file__).resolve().parents[2]
@@ -321,3 +322,26 @@ def test_measured_dips_along_query_are_kept_and_dips_along_context_are_not():
         assert fn(1, 128, 4) == pytest.approx(q4, rel=0.03)
         assert fn(1, 128, 17) == pytest.approx(q17, rel=0.03)  # kept below q = 4
         assert fn(4, 512, 1) >= fn(4, 128, 1) - 1e-9  # context dip evened out
+
+
+def test_relative_depth_fit_weighs_shallow_rows_as_much_as_deep_ones():
+    """``depth_fit="relative"`` weighs each row by 1 / t: on exact rows it is the absolute fit,
+    and when the deepest rows ran slow it keeps the shallow rows closer than the absolute fit
+    does (the absolute fit bends its line toward the longest pass)."""
+    rows = _rows(widths=(256,))
+    a, r = (LatencyModel.fit(rows, flops_per_byte=10.0, depth_fit=f) for f in DEPTH_FITS)
+    (ta,), (tr,) = a.tables.values(), r.tables.values()
+    np.testing.assert_allclose(tr.fixed_ms, ta.fixed_ms, rtol=1e-6)
+    np.testing.assert_allclose(tr.layer_ms, ta.layer_ms, rtol=1e-6)
+
+    slow = rows.copy()
+    slow.loc[slow["depth"] == 4, "median_ms"] *= 1.08
+    shallow = slow[slow["depth"] == 1]
+    worst = {}
+    for fit in DEPTH_FITS:
+        m = LatencyModel.fit(slow, flops_per_byte=10.0, depth_fit=fit)
+        got = m.latency_fn(_arch(256))(shallow["batch"], shallow["context"], shallow["query"])
+        worst[fit] = float(np.max(np.abs(got / shallow["median_ms"].to_numpy() - 1)))
+    assert worst["relative"] < 0.7 * worst["absolute"], worst
+    with pytest.raises(ValueError, match="depth_fit"):
+        LatencyModel.fit(rows, flops_per_byte=10.0, depth_fit="weighted")

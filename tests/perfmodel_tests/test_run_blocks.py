@@ -119,3 +119,23 @@ def test_cache_size_must_be_positive(size, capsys):
     assert load_benchmark("bench_latency_model").main(["--cache-mib", size]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--cache-mib must be a size in MiB above 0" in err[0]
+
+
+def test_held_out_fits_with_the_depth_fit_asked_for(capsys):
+    from tests.perfmodel_tests.test_latency_model import _rows
+
+    bench = load_benchmark("bench_latency_model")
+    rows = _rows(widths=(128, 256, 512))
+    rows.loc[rows["depth"] == 4, "median_ms"] *= 1.08  # the deepest passes ran slow
+    worst = {
+        fit: max(abs(w["error"]) for w in bench.held_out(
+            rows, statistic="median_ms", flops_per_byte=10.0, depth_fit=fit
+        )["rows"] if w["depth"] == 1)
+        for fit in ("absolute", "relative")
+    }  # fmt: skip
+    assert worst["relative"] != pytest.approx(worst["absolute"], rel=1e-3)
+    with pytest.raises(ValueError, match="depth_fit"):
+        bench.held_out(rows, statistic="median_ms", flops_per_byte=10.0, depth_fit="weighted")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--depth-fit", "weighted"])
+    assert exc.value.code == 2 and "--depth-fit" in capsys.readouterr().err
