@@ -58,12 +58,12 @@ from perfmodel.latency_profiles import (
     load_profile_rows,
 )
 from perfmodel.latency_tables import (
-    DEPTH_FITS,
     ArchLatency,
     NeighbourCorrection,
     ProfiledLatency,
     _arch_from_key,
     _arch_table,
+    _check_depth_fit,
     _key,
 )
 from perfmodel.latency_terms import (
@@ -178,8 +178,7 @@ class LatencyModel:
             relative (each row by 1 / t). ``benchmarks/bench_latency_model.py --depth-fit``
             compares them.
         """
-        if depth_fit not in DEPTH_FITS:
-            raise ValueError(f"`depth_fit in {DEPTH_FITS}` must hold, but got {depth_fit=}.")
+        _check_depth_fit(depth_fit)
         if statistic not in (*STATISTICS, "auto"):
             raise ValueError(
                 f"`statistic in {(*STATISTICS, 'auto')}` must hold, but got {statistic=}."

@@ -121,9 +121,13 @@ class ProfiledLatency:
 DEPTH_FITS = ("absolute", "relative")
 
 
-def _nnls_weighted(A: NDArray, t: NDArray, depth_fit: str) -> NDArray:
+def _check_depth_fit(depth_fit: str) -> None:
     if depth_fit not in DEPTH_FITS:
         raise ValueError(f"`depth_fit in {DEPTH_FITS}` must hold, but got {depth_fit=}.")
+
+
+def _nnls_weighted(A: NDArray, t: NDArray, depth_fit: str) -> NDArray:
+    """NNLS of t = A·coef weighed as ``depth_fit`` says (checked by the caller)."""
     w = 1.0 / t if depth_fit == "relative" else np.ones_like(t)
     coef, _ = nnls(A * w[:, None], t * w)
     return coef
