@@ -7,7 +7,9 @@ there profiles?) is decided here, so every notebook runs top to bottom on a fres
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,12 +141,16 @@ def make_small_study(
 
     The target's and the drafts' latencies come from the roofline of ``hardware``; α from the
     zoo's acceptance model when ``data/zoo/drafts.csv`` exists, else ``acceptance_rate``
-    (default 0.7 as a what-if). A temporary folder is used when ``folder`` is None.
+    (default 0.7 as a what-if). When ``folder`` is None the journal goes to a temporary folder,
+    which is removed when the Python process (the notebook's kernel) exits.
     """
     from explorer import search as s
     from explorer.objective import Objective, SearchProblem
 
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="specdec-nb-"))
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="specdec-nb-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = Path(folder)
     spec = s.resolve_target(target)
     space = s.space_for(spec, space_file=None)
     target_latency, draft_latency, _ = s.build_latency(spec, hardware=hardware)

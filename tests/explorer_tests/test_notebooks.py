@@ -6,6 +6,9 @@ and must hold the same cells. Each test executes a fresh copy in a temporary fol
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +17,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 # A notebook should take well under a minute; this is a hang guard on a loaded 2-core machine.
 CELL_TIMEOUT_S = 240
@@ -69,3 +73,24 @@ def test_notebook_executes(source, tmp_path):
     )
     assert printed.strip(), "the model-vs-measured cells print something"
     assert elapsed < 4 * CELL_TIMEOUT_S
+
+
+def test_example_study_folder_is_removed_when_the_process_exits(tmp_path):
+    # The notebooks' fallback study journals into a temporary folder: it must exist while the
+    # kernel runs (the study reads it) and be gone afterwards, not pile up under /tmp.
+    script = (
+        "import tempfile\n"
+        "from pathlib import Path\n"
+        "from explorer.figures.notebook import make_small_study\n"
+        "study = make_small_study(trials=3)\n"
+        "assert len(study.trials) == 3\n"
+        "made = sorted(Path(tempfile.gettempdir()).glob('specdec-nb-*/*.log'))\n"
+        "print(len(made))\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1", done.stdout
+    assert not list(tmp_path.glob("specdec-nb-*"))
