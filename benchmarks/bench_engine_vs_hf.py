@@ -31,7 +31,9 @@ Prints its figures, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -214,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         target_dir, draft_dir = Path(args.target or pair[0]), Path(args.draft or pair[1])
     else:
         tmp = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the models are scratch
         target_dir, draft_dir = _random_pair(tmp)
         note = "random models (no zoo yet): smoke test only"
     pair = load_pair(target_dir, draft_dir, dtype=args.dtype, device="cpu")
