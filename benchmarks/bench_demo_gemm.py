@@ -38,7 +38,7 @@ from perfmodel.gemm_table import GEMM_TABLE_FILE, GemmTable, model_gemms  # noqa
 from perfmodel.latency_model import LatencyModel, _gemm_table, load_profile_rows  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_latency_model import _arch  # noqa: E402
+from bench_latency_model import _arch, abs_error_summary  # noqa: E402
 
 DEFAULT = REPO / "data" / "profiles" / "cpu-epyc-1c"
 FIT = ("zoo-target", "zoo-w128-l12", "zoo-w256-l12")  # the shapes the quick demo profiles
@@ -103,13 +103,12 @@ def evaluate(
         for r, ms in zip(target.itertuples(), measured, strict=True):
             predicted = model.latency_fn(_arch(r, r.depth))(r.batch, r.context, r.query)
             errors.append(float(predicted) / ms - 1)
-        e = np.abs(errors)
-        out[mode] = {
-            "rows": len(e), "products": len(table.pairs) if table is not None else 0,
-            "median_abs_error": float(np.median(e)), "p90_abs_error": float(np.quantile(e, 0.9)),
-            "worst_abs_error": float(e.max()), "rows_over_15pct": int((e > 0.15).sum()),
-            "bias": float(np.mean(errors)),
-        }  # fmt: skip
+        # "rows" first, "products" after it: the JSON line's order of keys
+        out[mode] = (
+            {"rows": len(errors), "products": len(table.pairs) if table is not None else 0}
+            | abs_error_summary(np.abs(errors))
+            | {"bias": float(np.mean(errors))}
+        )
     return out
 
 
