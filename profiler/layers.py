@@ -345,7 +345,7 @@ def _cpu_columns(res: TimingResult) -> dict[str, Any]:
     }
 
 
-def _param_count(recipe: ModelRecipe, depth: int) -> int:
+def _param_count(recipe: ModelRecipe, depth: int) -> float:
     if recipe.arch is not None:
         return float(recipe.arch.replace(layers=depth).param_count)
     return float("nan")  # not a layout ArchSpec counts
