@@ -14,28 +14,36 @@ Usage: python scripts/backfill_params.py data/profiles/cpu-epyc-1c [more folders
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import sys
 from pathlib import Path
 
+from perfmodel.arch import ArchSpec
 from perfmodel.atomic import atomic_write_text
+from perfmodel.latency_profiles import _csv_files
 from profiler.build import resolve_model
 
 _SHAPE = ("layers", "hidden", "ffn", "heads", "kv_heads")
 
 
 def _exact_params(row: dict[str, str]) -> int:
-    kind, _, rest = row["source"].partition(":")
+    shape = tuple(int(row[k]) for k in _SHAPE)
+    return int(_arch(row["source"], shape).replace(layers=int(row["depth"])).param_count)
+
+
+@functools.cache
+def _arch(source: str, shape: tuple[int, ...]) -> ArchSpec:
+    """The spec of a profile's model (``source`` with ``shape`` as overrides), resolved once per
+    file and shape rather than once per row."""
+    kind, _, rest = source.partition(":")
     model = rest.removesuffix(" +overrides")
     if kind not in ("preset", "path") or not model:
-        raise ValueError(
-            f"`source` must be 'preset:NAME' or 'path:FILE', but got {row['source']!r}."
-        )
-    overrides = {k: int(row[k]) for k in _SHAPE}
-    arch = resolve_model(model, overrides=overrides).arch
+        raise ValueError(f"`source` must be 'preset:NAME' or 'path:FILE', but got {source!r}.")
+    arch = resolve_model(model, overrides=dict(zip(_SHAPE, shape, strict=True))).arch
     if arch is None:
-        raise ValueError(f"no ArchSpec for {row['model']!r} ({row['source']!r}).")
-    return int(arch.replace(layers=int(row["depth"])).param_count)
+        raise ValueError(f"no ArchSpec for the model of {source!r}.")
+    return arch
 
 
 def backfill_file(path: Path) -> int:
@@ -78,9 +86,7 @@ def backfill_file(path: Path) -> int:
 
 def main(folders: list[str]) -> None:
     for folder in folders:
-        for path in sorted(Path(folder).glob("*.csv")):
-            if path.name.endswith(".fit.csv") or path.name == "gemm.csv":
-                continue
+        for path in _csv_files(folder):  # the folder's <model>.csv files
             n = backfill_file(path)
             if n:
                 print(f"{path}: {n} rows")
