@@ -10,7 +10,9 @@ For each of the top K distinct feasible trials of a study (by predicted tokens/s
    both see the same load on a shared machine.
 3. **Measure** α̂ (maximum likelihood, DESIGN.md), τ, the draft's forward time per pass and the
    target's per step (from the engine's per-step trace: profiled on this CPU, in the run), the
-   per-step overhead, decode tokens/s and the speedup.
+   per-step overhead, decode tokens/s and the speedup, over the steps that fed no prompt (what
+   the step model describes; each run's first step also feeds the prompt). The same tokens/s
+   and speedup over every step are kept as ``*_with_prompt``.
 4. **Predict** the same run: the step model at the run's mean context, with the draft's
    latency from the study's latency model, and α either predicted by the acceptance model for
    this draft and budget, or the measured α̂ plugged in (which isolates the latency and step

@@ -3,7 +3,8 @@
 :func:`_train` distils the draft from the target with the zoo's training code;
 :func:`_run_pair` runs the engine on the held-out prompts at the trial's γ and at γ = 0,
 interleaved prompt by prompt; :func:`_measure` turns the two runs into α̂, τ, per-pass latencies,
-the per-step overhead, tokens/s and the speedup (on the wall clock and on process-CPU time);
+the per-step overhead, tokens/s and the speedup (on the wall clock and on process-CPU time;
+over the steps that fed no prompt, which the step model describes);
 :func:`_predict` is the search's prediction of the same run.
 """
 
@@ -110,43 +111,77 @@ def _run_pair(
     return GenerationResult.concat(spec), GenerationResult.concat(base), clock
 
 
+def _steady_or_all(result: Any) -> tuple[tuple[Any, ...], float, bool]:
+    """The steps a run's per-pass and tokens/s figures come from, their tokens/s, and which.
+
+    The steady steps (those that fed no prompt) are what the step model predicts; a run that
+    had none (every row finished in its prompt step) falls back to all its steps.
+    """
+    if result.steady_steps:
+        return result.steady_steps, result.steady_tokens_per_s, True
+    return result.steps, result.decode_tokens_per_s, False
+
+
 def _measure(spec: Any, base: Any, clock: dict[str, float], *, basis: str) -> dict[str, Any]:
+    """The measured side of one validated draft, from the two runs' per-step traces.
+
+    Per-pass times, the overhead, tokens/s and the context are taken over the steady steps,
+    which fed no prompt (the prompt pass makes a run's first step longer than the steps the
+    step model describes); ``*_with_prompt`` keep the tokens/s over every step.
+    """
     gamma = spec.gamma
-    steps = max(spec.n_steps, 1)
+    spec_steps, spec_tps, spec_steady = _steady_or_all(spec)
+    base_steps, base_tps, base_steady = _steady_or_all(base)
+    n_spec = max(len(spec_steps), 1)
+    n_prompt = spec.n_steps - len(spec.steady_steps)
     # process-CPU / wall of each run: < 1 when other processes took the cores
     r_spec = min(1.0, clock["spec_cpu_s"] / clock["spec_wall_s"]) if clock["spec_wall_s"] else 1.0
     r_base = min(1.0, clock["base_cpu_s"] / clock["base_wall_s"]) if clock["base_wall_s"] else 1.0
     wall = {
-        "draft_pass_ms": spec.draft_ms / (gamma * steps) if gamma else float("nan"),
-        "target_ms": base.verify_ms / max(base.n_steps, 1),
-        "tokens_per_s": spec.decode_tokens_per_s,
-        "baseline_tokens_per_s": base.decode_tokens_per_s,
+        "draft_pass_ms": sum(s.draft_ms for s in spec_steps) / (gamma * n_spec)
+        if gamma
+        else float("nan"),
+        "target_ms": sum(s.verify_ms for s in base_steps) / max(len(base_steps), 1),
+        "tokens_per_s": spec_tps,
+        "baseline_tokens_per_s": base_tps,
+        "tokens_per_s_with_prompt": spec.decode_tokens_per_s,
+        "baseline_tokens_per_s_with_prompt": base.decode_tokens_per_s,
     }
     cpu = {
         "draft_pass_ms": wall["draft_pass_ms"] * r_spec,
         "target_ms": wall["target_ms"] * r_base,
         "tokens_per_s": wall["tokens_per_s"] / r_spec,
         "baseline_tokens_per_s": wall["baseline_tokens_per_s"] / r_base,
+        "tokens_per_s_with_prompt": wall["tokens_per_s_with_prompt"] / r_spec,
+        "baseline_tokens_per_s_with_prompt": wall["baseline_tokens_per_s_with_prompt"] / r_base,
     }
     for d in (wall, cpu):
         d["speedup"] = d["tokens_per_s"] / d["baseline_tokens_per_s"]
+        d["speedup_with_prompt"] = (
+            d["tokens_per_s_with_prompt"] / d["baseline_tokens_per_s_with_prompt"]
+        )
     chosen = cpu if basis == "cpu" else wall
+    r_chosen = r_spec if basis == "cpu" else 1.0
     return {
         "measured_gamma": gamma,
         "measured_acceptance_rate": spec.acceptance_rate,
         "measured_expected_tokens_per_step": spec.mean_accepted_length,
         **{f"measured_{k}": v for k, v in chosen.items()},
-        "measured_verify_ms": spec.verify_ms / steps * (r_spec if basis == "cpu" else 1.0),
-        "measured_overhead_ms": spec.overhead_ms / steps * (r_spec if basis == "cpu" else 1.0),
+        "measured_verify_ms": sum(s.verify_ms for s in spec_steps) / n_spec * r_chosen,
+        "measured_overhead_ms": sum(s.overhead_ms for s in spec_steps) / n_spec * r_chosen,
+        "measured_prompt_step_ms": spec.prompt_step_ms / max(n_prompt, 1) * r_chosen,
+        "measured_steps": "steady" if spec_steady and base_steady else "all",
         "time_basis": basis,
         **{f"wall_{k}": v for k, v in wall.items()},
         **{f"cpu_{k}": v for k, v in cpu.items()},
         "cpu_wall_ratio_spec": r_spec,
         "cpu_wall_ratio_base": r_base,
-        "run_context_mean": float(np.mean([s.context_columns for s in spec.steps]))
-        if spec.steps
+        "run_context_mean": float(np.mean([s.context_columns for s in spec_steps]))
+        if spec_steps
         else 0.0,
         "run_new_tokens": spec.new_tokens,
+        "run_steady_steps": len(spec.steady_steps),
+        "run_prompt_steps": n_prompt,
     }
 
 

@@ -162,6 +162,36 @@ class GenerationResult:
         return tuple(s for s in self.steps if not s.prompt_tokens)
 
     @property
+    def steady_new_tokens(self) -> int:
+        """New tokens emitted by the steady steps: all of them less each prompt step's.
+
+        A prompt step is its rows' first step, so row r emitted min(k_r + 1, its output's
+        length) tokens in it (fewer than k_r + 1 only when it reached ``max_new_tokens`` or EOS).
+        """
+        lengths = [len(o) for o in self.output_ids]
+        first = sum(
+            min(k + 1, lengths[row])
+            for s in self.steps
+            if s.prompt_tokens
+            for row, k in zip(s.rows, s.accepted, strict=True)
+        )
+        return self.new_tokens - first
+
+    @property
+    def steady_ms(self) -> float:
+        """Wall time of the steady steps (draft + verify + overhead), no prompt pass."""
+        return sum(s.step_ms for s in self.steady_steps)
+
+    @property
+    def steady_tokens_per_s(self) -> float:
+        """New tokens per second of the steady steps alone: what T_step(γ) predicts.
+
+        0.0 when the run had no steady step (every row finished in its prompt step).
+        """
+        ms = self.steady_ms
+        return self.steady_new_tokens / (ms / 1e3) if ms > 0 else 0.0
+
+    @property
     def tokens_per_s(self) -> float:
         """New tokens per second of the whole run, prompt passes included."""
         return self.new_tokens / (self.total_ms / 1e3) if self.total_ms > 0 else 0.0
@@ -270,6 +300,7 @@ class GenerationResult:
             "steps": self.n_steps,
             "tokens_per_s": self.tokens_per_s,
             "decode_tokens_per_s": self.decode_tokens_per_s,
+            "steady_tokens_per_s": self.steady_tokens_per_s,
             "mean_accepted_length": self.mean_accepted_length,
             "acceptance_rate": self.acceptance_rate,
             "position_acceptance": list(self.position_acceptance),

@@ -73,6 +73,10 @@ def format_text(result: dict[str, Any]) -> str:
         f"γ = {s['gamma']}; trained on {row['token_budget']} tokens",
         f"with the measured α the model predicts "
         f"{row['predicted_tokens_per_s_measured_alpha']:.1f} tokens/s",
+        "measured over the steps that fed no prompt (what the model predicts); with each "
+        f"prompt's first step: {_num(row.get('measured_tokens_per_s_with_prompt'), '.1f')} "
+        f"speculative, {_num(row.get('measured_baseline_tokens_per_s_with_prompt'), '.1f')} plain "
+        "tokens/s",
         "stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in result["stage_seconds"].items()),
         f"report: {result['report']}",
     ]

@@ -13,9 +13,10 @@ same engine: the baseline. Greedy at --temperature 0 (the output equals the targ
 output); speculative sampling otherwise (the output follows the target's distribution).
 
 Prompts are decoded --batch rows at a time; with fewer prompts than --batch they are repeated
-to fill the batch. Reported: tokens/s (prompt pass included), steps, mean accepted length tau
-(tokens per step per row, in [1, gamma+1]), acceptance rate alpha (MLE), and the time spent in
-draft passes, verify passes and overhead.
+to fill the batch. Reported: tokens/s (prompt pass included, and over the steps that fed no
+prompt: what the step model predicts), steps, mean accepted length tau (tokens per step per row,
+in [1, gamma+1]), acceptance rate alpha (MLE), and the time spent in draft passes, verify passes
+and overhead.
 
 example:
   specdec generate --target data/zoo/target --draft data/zoo/drafts/d1-h384 --gamma 4 \\
@@ -189,7 +190,8 @@ def format_text(result: dict) -> str:
         "---",
         f"gamma {gamma}{note}, batch {result['batch_size']}, temperature {result['temperature']:g}, "
         f"top_p {result['top_p']:g}, device {result['device']}",
-        f"tokens/s              {result['tokens_per_s']:.1f} (decode only {result['decode_tokens_per_s']:.1f})",
+        f"tokens/s              {result['tokens_per_s']:.1f} (steps only {result['decode_tokens_per_s']:.1f}, "
+        f"steps without the prompt pass {result['steady_tokens_per_s']:.1f})",
         f"new tokens            {result['new_tokens']} in {result['steps']} steps",
         f"mean accepted length  {_fmt(result['mean_accepted_length'], '.3f')} tokens/step/row (tau)",
         f"acceptance rate       {_fmt(result['acceptance_rate'], '.3f')} (alpha, MLE)",

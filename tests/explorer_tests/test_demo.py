@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from explorer.commands.demo import format_text
 from tests.explorer_tests import synthetic as syn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,6 +85,13 @@ def test_demo_end_to_end_on_a_tiny_zoo(tiny_zoo, tmp_path):
     report = Path(result["report"])
     text = report.read_text(encoding="utf-8")
     assert '<section id="demo">' in text and 'src="http' not in text
+    # the measured side is over the steps without the prompt pass; both are shown
+    row = result["validate"]["row"]
+    assert row["measured_steps"] == "steady" and row["run_prompt_steps"] == 1  # one prompt
+    assert row["measured_tokens_per_s_with_prompt"] > 0
+    assert "with those steps the speculative run made" in text
+    printed = format_text(result)
+    assert "with each prompt's first step" in printed and "–" not in printed
     assert (out / "validation.csv").is_file() and (out / "demo.db").is_file()
 
 

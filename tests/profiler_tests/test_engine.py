@@ -151,6 +151,27 @@ def test_trace_statistics_follow_design_definitions(zoo):
     )
 
 
+def test_steady_figures_leave_out_the_prompt_step(zoo):
+    result = speculative_generate(
+        zoo.target, zoo.partial, zoo.prompt_ids(), gamma=3, max_new_tokens=NEW_TOKENS
+    )
+    assert [bool(s.prompt_tokens) for s in result.steps] == [True] + [False] * (result.n_steps - 1)
+    assert result.steady_steps == result.steps[1:]
+    # replay each row's steps, capping its k + 1 at what the row had left to emit
+    left = [len(o) for o in result.output_ids]
+    steady = 0
+    for step in result.steps:
+        for row, k in zip(step.rows, step.accepted, strict=True):
+            n = min(k + 1, left[row])
+            left[row] -= n
+            steady += 0 if step.prompt_tokens else n
+    assert left == [0] * len(left)
+    assert 0 < result.steady_new_tokens == steady < result.new_tokens
+    assert result.steady_ms == pytest.approx(result.decode_ms - result.prompt_step_ms)
+    assert result.steady_tokens_per_s == pytest.approx(steady / result.steady_ms * 1e3)
+    assert result.summary()["steady_tokens_per_s"] == result.steady_tokens_per_s
+
+
 def test_perfect_draft_accepts_everything_when_sampling(zoo):
     result = speculative_generate(
         zoo.target,
