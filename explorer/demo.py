@@ -224,6 +224,8 @@ def _summary_section(result: dict[str, Any]) -> Any:
              row["measured_acceptance_rate"]),
             ("draft ms per pass", row["predicted_draft_pass_ms"], row["measured_draft_pass_ms"]),
             ("target ms per pass", row.get("predicted_target_ms"), row.get("measured_target_ms")),
+            ("target ms per verification (q = γ + 1)", row.get("predicted_verify_ms"),
+             row.get("measured_verify_ms")),
         ],
         columns=["quantity", "predicted", "measured"],
     )  # fmt: skip

@@ -172,6 +172,7 @@ def validate_study(
             "predicted_acceptance_upper": float(full["acceptance_upper"]),
             "predicted_draft_pass_ms": float(full["draft_pass_ms"]),
             "predicted_target_ms": float(full["target_ms"]),
+            "predicted_verify_ms": float(full["verify_ms"]),
             "predicted_tokens_per_s": float(full["tokens_per_s"]),
             "predicted_speedup": float(full["speedup"]),
             "predicted_tokens_per_s_measured_alpha": float(plug["tokens_per_s"]),
@@ -196,6 +197,7 @@ def validate_study(
             row["predicted_draft_pass_ms"], m["measured_draft_pass_ms"]
         )
         row["target_ms_rel_error"] = _rel(row["predicted_target_ms"], m["measured_target_ms"])
+        row["verify_ms_rel_error"] = _rel(row["predicted_verify_ms"], m["measured_verify_ms"])
         row["tokens_per_s_rel_error"] = _rel(
             row["predicted_tokens_per_s"], m["measured_tokens_per_s"]
         )

@@ -116,7 +116,16 @@ def test_tiny_validate_writes_table_and_truth(tiny_study):
     assert 0.0 <= row["measured_acceptance_rate"] <= 1.0
     assert row["measured_tokens_per_s"] > 0 and row["measured_draft_pass_ms"] > 0
     assert row["predicted_acceptance_rate"] == pytest.approx(0.6)
-    paths = write_validation(table, plan.out_dir, summary=summarize(table))
+    # the verification pass over q = γ + 1 tokens, predicted beside the measured one
+    assert row["predicted_verify_ms"] >= row["predicted_target_ms"] > 0
+    assert row["verify_ms_rel_error"] == pytest.approx(
+        row["predicted_verify_ms"] / row["measured_verify_ms"] - 1.0
+    )
+    summary = summarize(table)
+    assert summary["median_abs_rel_error_verify_ms"] == pytest.approx(
+        abs(row["verify_ms_rel_error"])
+    )
+    paths = write_validation(table, plan.out_dir, summary=summary)
     data = json.loads(paths["json"].read_text())
     assert data["summary"]["drafts"] == 1 and data["rows"][0]["trial"] == int(row["trial"])
     assert paths["csv"].read_text().startswith("trial,draft,")
