@@ -127,7 +127,9 @@ def _measure(spec: Any, base: Any, clock: dict[str, float], *, basis: str) -> di
 
     Per-pass times, the overhead, tokens/s and the context are taken over the steady steps,
     which fed no prompt (the prompt pass makes a run's first step longer than the steps the
-    step model describes); ``*_with_prompt`` keep the tokens/s over every step.
+    step model describes); ``*_with_prompt`` keep tokens/s and the speedup over every step.
+    ``measured_steps`` is ``"steady"`` when both runs had steady steps, else ``"all"`` (a run
+    without one falls back to every step).
     """
     gamma = spec.gamma
     spec_steps, spec_tps, spec_steady = _steady_or_all(spec)
