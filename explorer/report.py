@@ -71,7 +71,7 @@ def load_study(
     """
     import optuna
 
-    from explorer.search import RUNS_DIR, default_storage, mask_url, open_storage
+    from explorer.search import RUNS_DIR, open_existing_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage is None and study_name is None:
@@ -82,16 +82,7 @@ def load_study(
         note = "(the most recently written search database under runs/; choose with --study)"
     else:
         note = None
-    url = storage or default_storage(study_name)
-    shown = mask_url(url)
-    local = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
-    if local is None and "://" not in url:
-        local = url  # a journal file
-    if local is not None and not Path(local).is_file():
-        if study_name is not None:
-            raise ValueError(f"study {study_name!r} does not exist: there is no {shown}.")
-        raise ValueError(f"the study storage {shown} does not exist.")
-    store = open_storage(url, study_name=study_name or "report")
+    store, shown = open_existing_storage(storage, study_name=study_name)
     try:
         summaries = optuna.get_all_study_summaries(storage=store, include_best_trial=False)
     except Exception as exc:  # noqa: BLE001 - an unreadable storage is bad input here

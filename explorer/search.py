@@ -16,7 +16,6 @@ import json
 import math
 import multiprocessing
 import os
-import re
 import socket
 import sys
 import time
@@ -38,16 +37,20 @@ from explorer.problem_inputs import (
 from explorer.study_storage import (
     REPO_ROOT,
     RUNS_DIR,
+    check_study_name,
     default_storage,
     ensure_runs_dir,
     mask_url,
+    open_existing_storage,
     open_storage,
 )
 
 __all__ = [
     "SETTINGS_ATTR",
+    "check_study_name",
     "default_storage",
     "mask_url",
+    "open_existing_storage",
     "open_storage",
     "run_search",
     "study_results",
@@ -195,10 +198,7 @@ def run_search(
         raise ValueError(f"`trials` must be an integer >= 1, but got trials={n_trials!r}.")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"`workers` must be an integer >= 1, but got workers={workers!r}.")
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", study_name):
-        raise ValueError(
-            f"`study name matches [A-Za-z0-9_.-]+` must hold, but got study={study_name!r}."
-        )
+    check_study_name(study_name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_storage(storage, study_name=study_name)
     study = optuna.create_study(

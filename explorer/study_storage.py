@@ -25,9 +25,11 @@ from typing import Any
 __all__ = [
     "REPO_ROOT",
     "RUNS_DIR",
+    "check_study_name",
     "default_storage",
     "ensure_runs_dir",
     "mask_url",
+    "open_existing_storage",
     "open_storage",
 ]
 
@@ -64,9 +66,69 @@ def _scrub(text: str, url: str) -> str:
     return out
 
 
+def check_study_name(study_name: object) -> None:
+    """Raise ``ValueError`` unless ``study_name`` is a plain file name (``[A-Za-z0-9_.-]+``).
+
+    A study's name becomes a file or folder under ``runs/`` (its default storage, its
+    validation and serving files), so a name with a path separator, or ``.`` / ``..``, would put
+    them elsewhere.
+
+    Examples
+    --------
+    >>> check_study_name("draft-search_2")
+    >>> check_study_name("../x")
+    Traceback (most recent call last):
+    ...
+    ValueError: `study name matches [A-Za-z0-9_.-]+ and is not . or ..` must hold, but got study='../x'.
+    """
+    if (
+        not isinstance(study_name, str)
+        or not re.fullmatch(r"[A-Za-z0-9_.\-]+", study_name)
+        or study_name in (".", "..")
+    ):
+        raise ValueError(
+            "`study name matches [A-Za-z0-9_.-]+ and is not . or ..` must hold, but got "
+            f"study={study_name!r}."
+        )
+
+
 def default_storage(study_name: str) -> str:
-    """``sqlite:///runs/<study>.db`` (absolute path under the repository's ``runs/``)."""
+    """``sqlite:///runs/<study>.db`` (absolute path under the repository's ``runs/``).
+
+    Raises
+    ------
+    ValueError
+        ``study_name`` is not a plain file name (:func:`check_study_name`).
+    """
+    check_study_name(study_name)
     return f"sqlite:///{RUNS_DIR / (study_name + '.db')}"
+
+
+def open_existing_storage(storage: str | None, *, study_name: str | None) -> tuple[Any, str]:
+    """Open a storage that must already exist; return ``(storage, its URL masked)``.
+
+    For reading a study (validate, report): a SQLite file or journal file that is not there is
+    a ``ValueError`` and is not created, where :func:`open_storage` (for a search) would create
+    it. ``storage`` None means the default storage of ``study_name``.
+
+    Raises
+    ------
+    ValueError
+        The local storage file does not exist, the study name is not a plain file name (for the
+        default storage), or the storage cannot be opened.
+    """
+    if storage is None and study_name is None:
+        raise ValueError("`a storage or a study name is given` must hold, but got neither.")
+    url = storage or default_storage(str(study_name))
+    shown = mask_url(url)
+    local = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if local is None and "://" not in url:
+        local = url  # a journal file
+    if local is not None and not Path(local.split("?")[0]).is_file():
+        if study_name is not None:
+            raise ValueError(f"study {study_name!r} does not exist: there is no {shown}.")
+        raise ValueError(f"the study storage {shown} does not exist.")
+    return open_storage(url, study_name=study_name or "report"), shown
 
 
 def _driver_url(url: str) -> str:

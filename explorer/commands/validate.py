@@ -107,13 +107,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from explorer import validate as v
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = s.open_storage(args.storage, study_name=args.study)
+    s.check_study_name(args.study)  # it names runs/<study>/validate too
+    store, shown = s.open_existing_storage(args.storage, study_name=args.study)
     try:
         study = optuna.load_study(study_name=args.study, storage=store)
     except KeyError:
         raise ValueError(
-            f"`study {args.study!r} exists in {s.mask_url(args.storage or s.default_storage(args.study))}` "
-            "must hold, but it does not."
+            f"`study {args.study!r} exists in {shown}` must hold, but it does not."
         ) from None
     settings = study.user_attrs.get(s.SETTINGS_ATTR) or {}
     target = Path(str(settings.get("target", "")))

@@ -20,7 +20,13 @@ import pytest
 from optuna.trial import TrialState
 
 from explorer.objective import Objective
-from explorer.search import mask_url, open_storage, run_search
+from explorer.search import (
+    check_study_name,
+    mask_url,
+    open_existing_storage,
+    open_storage,
+    run_search,
+)
 
 from .search_support import TINY_SPACE, problem
 
@@ -137,3 +143,26 @@ def test_killed_study_resumes_to_the_requested_count(tmp_path):
     assert len({t.number for t in done}) == total
     # at most the one trial the kill interrupted is left unfinished
     assert len(study.get_trials(deepcopy=False)) - total <= 1
+
+
+@pytest.mark.parametrize("name", ["a/b", "/abs/x", ".", "..", "", "a b", 3])
+def test_study_names_that_are_not_plain_file_names_are_refused(name, tmp_path):
+    with pytest.raises(ValueError, match="study name matches"):
+        check_study_name(name)
+    with pytest.raises(ValueError, match="study name matches"):
+        run_search(Objective(problem(), TINY_SPACE), study_name=name, n_trials=1, progress=False)
+
+
+def test_open_existing_storage_creates_nothing(tmp_path):
+    for url in (f"sqlite:///{tmp_path / 'no.db'}", str(tmp_path / "no.log")):
+        with pytest.raises(ValueError, match="study 'x' does not exist"):
+            open_existing_storage(url, study_name="x")
+    assert list(tmp_path.iterdir()) == []
+    # an existing one opens, and reads the study a search wrote
+    url = f"sqlite:///{tmp_path / 'yes.db'}"
+    run_search(
+        Objective(problem(), TINY_SPACE), study_name="x", n_trials=2, storage=url, progress=False
+    )
+    store, shown = open_existing_storage(url, study_name="x")
+    assert shown == url
+    assert len(optuna.load_study(study_name="x", storage=store).trials) == 2

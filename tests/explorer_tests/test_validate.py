@@ -170,3 +170,19 @@ def test_validate_bad_input(tiny_study, capsys, tmp_path):
         ValidationPlan(
             token_budget=0, out_dir=tmp_path, target_dir=tiny_study["plan"]["target_dir"]
         )
+
+
+def test_validate_creates_no_storage_for_a_missing_study(tmp_path, capsys):
+    # a study that is not there is bad input: nothing is written, not even an empty database
+    absolute = tmp_path / "elsewhere"  # as a name it would have put runs/<name>.db here
+    cases = [
+        (["--study", "x", "--storage", f"sqlite:///{tmp_path / 'missing.db'}"], "does not exist"),
+        (["--study", "x", "--storage", str(tmp_path / "missing.log")], "does not exist"),
+        (["--study", str(absolute)], "study name matches"),
+        (["--study", ".."], "study name matches"),
+    ]
+    for extra, match in cases:
+        code = main(["validate", *extra, "--top", "1"])
+        err = capsys.readouterr().err
+        assert code == 2 and match in err and len(err.strip().splitlines()) == 1, (extra, err)
+    assert list(tmp_path.iterdir()) == []
