@@ -82,7 +82,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc) or exc.__class__.__name__
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        # "[Errno 13] Permission denied: '/x'" reads as a crash; say what could not be used
+        name = str(exc.filename)
+        text = f"cannot use {name!r}: {exc.strerror}; give a path this user can read or write."
+    else:
+        text = str(exc) or exc.__class__.__name__
     return " ".join(text.split())
 
 
@@ -92,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = modules[args.command]
     try:
         result = module.run(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+    except (ValueError, OSError) as exc:  # OSError: a path that cannot be read or written
         sys.stderr.write(f"specdec {args.command}: error: {_one_line(exc)}\n")
         return 2
     except KeyboardInterrupt:

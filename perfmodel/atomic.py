@@ -6,6 +6,7 @@ library only, so every layer (perfmodel, profiler, explorer) can use it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -13,10 +14,24 @@ from pathlib import Path
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, creating parent folders; return the path."""
+    """Write ``data`` to ``path`` atomically, creating parent folders; return the path.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be made (``NotADirectoryError`` naming a file that stands where a
+        folder should be) or written (its ``filename`` is ``path``, not the temporary file's
+        name, which would mean nothing to the user).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # a file stands where a folder should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), exc.filename) from exc
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

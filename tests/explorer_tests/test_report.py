@@ -136,3 +136,24 @@ def test_unknown_study_lists_the_studies_there(tmp_path, storage):
 def test_out_must_be_html(tmp_path):
     with pytest.raises(ValueError, match=".html"):
         write_report(tmp_path / "x.pdf")
+
+
+def test_cli_report_to_a_path_it_cannot_write_exits_2_with_one_line(
+    tmp_path, storage, capsys, monkeypatch
+):
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    code = cli.main(["report", "--out", str(tmp_path / "afile" / "r.html"), "--storage", storage])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"cannot use '{tmp_path / 'afile'}': Not a directory" in err
+
+    def denied(*_args, dir=None, **_kwargs):  # noqa: A002 - tempfile.mkstemp's own keyword
+        raise PermissionError(13, "Permission denied", f"{dir}/.r.html.abc123.tmp")
+
+    monkeypatch.setattr("perfmodel.atomic.tempfile.mkstemp", denied)
+    out = tmp_path / "r.html"
+    code = cli.main(["report", "--out", str(out), "--storage", storage])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"cannot use '{out}': Permission denied" in err and ".tmp" not in err
+    assert not out.exists()
