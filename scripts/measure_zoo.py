@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from explorer.corpus import load_prompts  # noqa: E402
 from perfmodel.atomic import atomic_write_text  # noqa: E402
 from profiler.engine import speculative_generate  # noqa: E402
+from profiler.kvcache import cache_keyword  # noqa: E402
 from profiler.loading import load_causal_lm, load_tokenizer  # noqa: E402
 from profiler.sampling import SamplingConfig  # noqa: E402
 from profiler.timing import time_callable  # noqa: E402
@@ -109,17 +110,18 @@ def per_token_latency_ms(model, prompt: list[int], *, tokens: int, repeats: int)
 
     ids = torch.tensor([prompt])
     state: dict[str, object] = {}
+    kw = cache_keyword(model)  # transformers 5.24 takes ``cache``; ``past_key_values`` goes in 5.40
 
     def setup() -> None:
         cache = DynamicCache()
-        out = model(input_ids=ids, past_key_values=cache, use_cache=True)
-        state["cache"] = out.past_key_values
+        out = model(input_ids=ids, use_cache=True, **{kw: cache})
+        state["cache"] = cache  # filled in place
         state["next"] = out.logits[:, -1:].argmax(-1)
 
     def decode() -> None:
         cache, nxt = state["cache"], state["next"]
         for _ in range(tokens):
-            out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+            out = model(input_ids=nxt, use_cache=True, **{kw: cache})
             nxt = out.logits[:, -1:].argmax(-1)
 
     res = time_callable(decode, warmup=1, repeats=repeats, setup=setup)
