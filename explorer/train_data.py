@@ -36,7 +36,7 @@ def load_tokenizer(tokenizer_dir: str | os.PathLike[str]):
             f"`tokenizer` must be a folder with tokenizer.json, but got tokenizer={str(folder)!r} "
             f"(build one with `python -m explorer.corpus tokenizer`)."
         )
-    return AutoTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
 
 
 def tokenize_split(

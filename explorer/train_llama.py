@@ -67,15 +67,14 @@ def evaluate_loss(model, windows: np.ndarray, *, batch_size: int = 8, device: st
 
 def _load_initial_weights(model, folder: Path) -> dict:
     """Copy the weights of HF folder ``folder`` into ``model`` (same shape); return its meta."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    from profiler.loading import load_causal_lm
 
     if not (folder / "config.json").is_file():
         raise ValueError(
             f"`init_from` must be a Hugging Face folder with config.json, but got "
             f"init_from={str(folder)!r}."
         )
-    source = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True, dtype=torch.float32)
+    source = load_causal_lm(folder, dtype="float32", device="cpu", what="init_from")
     theirs, ours = source.state_dict(), model.state_dict()
     shapes = {k: tuple(v.shape) for k, v in theirs.items()}
     if shapes != {k: tuple(v.shape) for k, v in ours.items()}:

@@ -27,7 +27,9 @@ def check_teacher(teacher_dir: Path, *, vocab_size: int) -> None:
             f"`teacher` must be a Hugging Face folder with config.json, but got "
             f"teacher={str(teacher_dir)!r}."
         )
-    teacher_vocab = AutoConfig.from_pretrained(teacher_dir).vocab_size
+    teacher_vocab = AutoConfig.from_pretrained(
+        teacher_dir, trust_remote_code=False, local_files_only=True
+    ).vocab_size
     if teacher_vocab != vocab_size:
         raise ValueError(
             f"`teacher vocab_size == student vocab_size` must hold, but got "
@@ -37,17 +39,11 @@ def check_teacher(teacher_dir: Path, *, vocab_size: int) -> None:
 
 def load_teacher(teacher_dir: Path, *, vocab_size: int, device: str = "cpu"):
     """Load a teacher folder in fp32, eval mode; its vocabulary must equal ``vocab_size``."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    from profiler.loading import load_causal_lm
 
     check_teacher(teacher_dir, vocab_size=vocab_size)
-    model = AutoModelForCausalLM.from_pretrained(
-        teacher_dir, use_safetensors=True, dtype=torch.float32
-    )
-    model.to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    # fp32, eval mode, gradients off; safetensors where the folder has them, no custom code
+    return load_causal_lm(teacher_dir, dtype="float32", device=device, what="teacher")
 
 
 class TeacherLogprobs:

@@ -8,6 +8,10 @@ switched off, then filled with a tiled block of small random numbers (timing doe
 the values, only on there being no NaN, infinities or denormals; the tiling is ~3x faster than
 ``normal_`` on a 1.3e9-parameter layer). ``layers=`` builds a truncated copy for depth
 differencing.
+
+A folder whose config names its own model code (``auto_map``) builds only with
+``trust_remote_code=True`` (``specdec profile --trust-remote-code``); otherwise it is refused
+with a one-line ``ValueError``, never an interactive prompt.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "ModelRecipe",
     "arch_fields",
     "build_model",
+    "refuse_custom_code",
     "resolve_model",
     "torch_dtype",
 ]
@@ -67,6 +72,9 @@ class ModelRecipe:
         is not one ArchSpec describes (llama, opt).
     overrides : Mapping[str, int]
         The shape overrides that were applied.
+    trust_remote_code : bool
+        Build the model with the folder's own code (its config's ``auto_map``); only where the
+        user asked for it.
     """
 
     name: str
@@ -74,6 +82,7 @@ class ModelRecipe:
     source: str
     arch: ArchSpec | None
     overrides: Mapping[str, int] = field(default_factory=dict)
+    trust_remote_code: bool = False
 
     @property
     def layers(self) -> int:
@@ -157,7 +166,19 @@ def _config_path(model: str) -> Path | None:
     return None
 
 
-def _load_hf_config(path: Path) -> Any:
+def refuse_custom_code(raw: Any, path: Path, *, trust_remote_code: bool) -> None:
+    """Raise ``ValueError`` when the config ``raw`` (read from ``path``) names its own model code
+    (``auto_map``) and the user did not ask for it; transformers would prompt on a terminal."""
+    if isinstance(raw, dict) and raw.get("auto_map") and not trust_remote_code:
+        names = ", ".join(sorted(map(str, raw["auto_map"])))
+        raise ValueError(
+            f"`trust_remote_code` must be asked for to build {path}: its config names its own "
+            f"model code (auto_map: {names}); read that code, then pass --trust-remote-code "
+            "(library: trust_remote_code=True)."
+        )
+
+
+def _load_hf_config(path: Path, *, trust_remote_code: bool = False) -> Any:
     from transformers import AutoConfig
 
     if not path.is_file():
@@ -169,8 +190,13 @@ def _load_hf_config(path: Path) -> Any:
         raise ValueError(f"{path} is not a model: not a readable JSON config ({exc}).") from None
     if not isinstance(raw, dict) or "model_type" not in raw:
         raise ValueError(f"{path} is not a model: its JSON has no 'model_type'.")
+    refuse_custom_code(raw, path, trust_remote_code=trust_remote_code)
+    # custom code is found beside config.json: give transformers the folder
+    where = path.parent if trust_remote_code and path.name == "config.json" else path
     try:
-        return AutoConfig.from_pretrained(str(path))
+        return AutoConfig.from_pretrained(
+            str(where), trust_remote_code=trust_remote_code, local_files_only=True
+        )
     except (ValueError, KeyError, OSError) as exc:
         raise ValueError(f"{path} is not a model transformers can build: {exc}") from None
 
@@ -226,7 +252,11 @@ def _override_suffix(overrides: Mapping[str, int]) -> str:
 
 
 def resolve_model(
-    model: str, *, overrides: Mapping[str, int] | None = None, name: str | None = None
+    model: str,
+    *,
+    overrides: Mapping[str, int] | None = None,
+    name: str | None = None,
+    trust_remote_code: bool = False,
 ) -> ModelRecipe:
     """Turn a model name (preset, HF folder, config.json) plus overrides into a recipe.
 
@@ -239,6 +269,8 @@ def resolve_model(
         Shape fields to change: ``layers``, ``hidden``, ``ffn``, ``heads``, ``kv_heads``.
     name : str, optional
         Name of the result (default: the preset or folder name plus the overrides).
+    trust_remote_code : bool
+        Allow a folder whose config names its own model code (``auto_map``); off by default.
 
     Returns
     -------
@@ -248,7 +280,8 @@ def resolve_model(
     ------
     ValueError
         Unknown preset, a path that is not a model, heads that do not divide hidden, kv_heads that
-        do not divide heads, a non-positive override.
+        do not divide heads, a non-positive override, custom model code without
+        ``trust_remote_code``.
 
     Examples
     --------
@@ -282,7 +315,7 @@ def resolve_model(
         return ModelRecipe(
             name=_slug(spec.name), config=config, source=source, arch=spec, overrides=ov
         )
-    config = _load_hf_config(path)
+    config = _load_hf_config(path, trust_remote_code=trust_remote_code)
     _apply_overrides(config, ov)
     f = arch_fields(config)
     _check_heads(f["hidden"], f["heads"], f["kv_heads"])
@@ -293,7 +326,14 @@ def resolve_model(
     except (ValueError, KeyError, TypeError):
         arch = None  # not a llama/opt layout: no roofline bound
     source = f"path:{path}" + (" +overrides" if ov else "")
-    return ModelRecipe(name=rname, config=config, source=source, arch=arch, overrides=ov)
+    return ModelRecipe(
+        name=rname,
+        config=config,
+        source=source,
+        arch=arch,
+        overrides=ov,
+        trust_remote_code=trust_remote_code,
+    )
 
 
 def build_model(
@@ -340,7 +380,9 @@ def build_model(
             config.layer_types = _cycle(list(config.layer_types), layers)
     config.use_cache = True
     with torch.device(device), no_init_weights():
-        model = AutoModelForCausalLM.from_config(config, dtype=tdtype)
+        model = AutoModelForCausalLM.from_config(
+            config, dtype=tdtype, trust_remote_code=recipe.trust_remote_code
+        )
     _fill_random(model, seed=seed)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()

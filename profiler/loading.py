@@ -8,6 +8,7 @@ the folder and the reason, so the CLI can exit 2 with one line.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
+
+from profiler.build import refuse_custom_code
 
 __all__ = [
     "DTYPES",
@@ -106,6 +109,11 @@ def load_causal_lm(
         The model, eval mode, gradients off.
     """
     path = _check_folder(folder, what)
+    try:
+        raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # an unreadable config: transformers says why below
+        raw = None
+    refuse_custom_code(raw, path / "config.json", trust_remote_code=trust_remote_code)
     if isinstance(dtype, str):
         if dtype not in DTYPES:
             raise ValueError(f"`dtype in {sorted(DTYPES)}` must hold, but got {dtype=}.")

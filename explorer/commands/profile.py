@@ -54,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         shape.add_argument(flag, type=int, metavar="N", help=what)
     parser.add_argument("--name", help="name of the profile files (default from the model)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a folder whose config names its own model code (auto_map); off by default",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
     parser.add_argument(
         "--dtype", help="fp32|bf16 on cpu (default fp32), bf16|fp16|fp32 on cuda (default bf16)"
@@ -202,7 +207,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from profiler.layers import profile_model
     from profiler.profile_store import write_profile
 
-    recipe = resolve_model(args.model, overrides=overrides, name=args.name)
+    recipe = resolve_model(
+        args.model,
+        overrides=overrides,
+        name=args.name,
+        trust_remote_code=args.trust_remote_code,
+    )
     out_dir = Path(args.out) if args.out else Path("data/profiles") / device_slug(device)
     if args.gemm:
         return _run_gemm(args, recipe, grid, device=device, dtype=dtype, out_dir=out_dir)

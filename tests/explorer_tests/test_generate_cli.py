@@ -127,3 +127,30 @@ def test_bad_input_exits_2_and_writes_nothing(zoo, capsys, prompt_file, tmp_path
         "gamma >= 1",
     )
     assert not out.parent.exists()
+
+
+def test_a_draft_with_its_own_model_code_runs_only_when_asked(zoo, capsys, tmp_path):
+    import shutil
+
+    draft = tmp_path / "custom-draft"
+    shutil.copytree(zoo.partial_dir, draft)
+    config = json.loads((draft / "config.json").read_text())
+    config["auto_map"] = {
+        "AutoConfig": "configuration_tiny.TinyConfig",
+        "AutoModelForCausalLM": "modeling_tiny.TinyForCausalLM",
+    }
+    (draft / "config.json").write_text(json.dumps(config))
+    (draft / "configuration_tiny.py").write_text(
+        "from transformers import LlamaConfig\n\n\nclass TinyConfig(LlamaConfig):\n    pass\n"
+    )
+    (draft / "modeling_tiny.py").write_text(
+        "from transformers import LlamaForCausalLM\n\nfrom .configuration_tiny import TinyConfig\n\n\n"
+        "class TinyForCausalLM(LlamaForCausalLM):\n    config_class = TinyConfig\n"
+    )
+    gen = ["generate", "--target", str(zoo.target_dir), "--draft", str(draft), "--gamma", "2",
+           "--prompt", "def f", "--max-new-tokens", "4"]  # fmt: skip
+    _fails(capsys, gen, "--trust-remote-code")
+    plain = _json(capsys, [*gen[:3], "--gamma", "0", "--prompt", "def f", "--max-new-tokens", "4",
+                           "--json"])  # fmt: skip
+    spec = _json(capsys, [*gen, "--trust-remote-code", "--json"])
+    assert spec["texts"] == plain["texts"]  # greedy speculative decoding is lossless

@@ -124,3 +124,18 @@ def test_malformed_profile_folder_is_a_value_error(tmp_path):
     (tmp_path / "m.csv").write_text("not,a,profile\n1,2,3\n")
     with pytest.raises(ValueError, match="lacks columns"):
         LatencyModel.from_profiles(tmp_path)
+
+
+def test_custom_model_code_needs_trust_remote_code(tmp_path, capsys, one_thread):
+    from tests.profiler_tests.test_build import custom_code_folder
+
+    folder = custom_code_folder(tmp_path)
+    base = ["profile", "--model", str(folder), "--device", "cpu", "--threads", "1",
+            "--repeats", "1", "--context", "8", "--query", "1", "--no-write"]  # fmt: skip
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--trust-remote-code" in err, err
+    assert main([*base, "--trust-remote-code", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["model"] == "custom-code" and len(result["fits"]) == 1
+    assert all(m["median_ms"] > 0 for m in result["measurements"])

@@ -105,3 +105,44 @@ def test_paths_that_are_not_models(tmp_path):
         resolve_model(str(tmp_path / "bad.json"))
     with pytest.raises(ValueError, match="is not a model"):
         resolve_model(str(tmp_path / "missing" / "config.json"))
+
+
+def custom_code_folder(root):
+    """A folder whose config names its own model code (auto_map), as on the hub: a Llama
+    subclass under a model type transformers does not know."""
+    folder = root / "custom-code"
+    folder.mkdir()
+    config = {
+        "model_type": "specdectiny",
+        "auto_map": {
+            "AutoConfig": "configuration_tiny.TinyConfig",
+            "AutoModelForCausalLM": "modeling_tiny.TinyForCausalLM",
+        },
+        "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2,
+    }  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "configuration_tiny.py").write_text(
+        "from transformers import LlamaConfig\n\n\n"
+        "class TinyConfig(LlamaConfig):\n    model_type = 'specdectiny'\n"
+    )
+    (folder / "modeling_tiny.py").write_text(
+        "from transformers import LlamaForCausalLM\n\nfrom .configuration_tiny import TinyConfig\n\n\n"
+        "class TinyForCausalLM(LlamaForCausalLM):\n    config_class = TinyConfig\n"
+    )
+    return folder
+
+
+def test_custom_model_code_runs_only_when_asked(tmp_path, monkeypatch):
+    folder = custom_code_folder(tmp_path)
+    # refused with one ValueError, never transformers' interactive "run the custom code? [y/N]"
+    monkeypatch.setattr("builtins.input", lambda *_: pytest.fail("prompted"))
+    for model in (str(folder), str(folder / "config.json")):
+        with pytest.raises(ValueError, match="trust_remote_code` must be asked for"):
+            resolve_model(model)
+    recipe = resolve_model(str(folder / "config.json"), trust_remote_code=True)
+    assert recipe.trust_remote_code and type(recipe.config).__name__ == "TinyConfig"
+    assert arch_fields(recipe.config)["kv_heads"] == 2
+    model = build_model(recipe, layers=1)
+    assert type(model).__name__ == "TinyForCausalLM"  # the folder's class, not the stock one
+    assert isinstance(model, LlamaForCausalLM) and len(model.model.layers) == 1
