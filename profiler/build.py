@@ -225,14 +225,32 @@ def arch_fields(config: Any) -> dict[str, Any]:
     dict
         ``layers, hidden, ffn, heads, kv_heads, vocab`` (counts), ``family`` (``"llama"`` for a
         gated MLP, ``"opt"`` for a two-matrix MLP), ``tied`` (bool), ``model_type`` (HF's).
+
+    Raises
+    ------
+    ValueError
+        The config has no attention layers to describe (a state-space model such as Mamba).
     """
+    missing = [n for n in ("hidden_size", "num_attention_heads", "num_hidden_layers")
+               if getattr(config, n, None) is None]  # fmt: skip
+    if missing:
+        raise ValueError(
+            "`a decoder with attention layers (hidden_size, num_attention_heads, "
+            f"num_hidden_layers in its config)` must hold to profile it, but model_type="
+            f"{getattr(config, 'model_type', None)!r} has no {', '.join(missing)}."
+        )
     hidden = int(config.hidden_size)
     ffn = next(
         (getattr(config, n) for n in _CONFIG_NAMES["ffn"] if getattr(config, n, None)),
         4 * hidden,
     )
     heads = int(config.num_attention_heads)
-    kv = getattr(config, "num_key_value_heads", None) or heads
+    kv = getattr(config, "num_key_value_heads", None)
+    if kv is None and getattr(config, "multi_query", False):
+        # Falcon: one key/value head unless the new decoder architecture names num_kv_heads
+        new = getattr(config, "new_decoder_architecture", False)
+        kv = getattr(config, "num_kv_heads", None) if new else 1
+    kv = kv or heads
     model_type = str(config.model_type)
     return {
         "layers": int(config.num_hidden_layers),

@@ -110,11 +110,13 @@ class HFForwardTimer:
         self._layers: Any = None
         self._owner: Any = None
         self._attr = ""
+        self._shapes: dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {}
 
     def close(self) -> None:
         """Free the model (and the accelerator's cached blocks)."""
         self._model = self._layers = self._owner = None
         self._depth = None
+        self._shapes = {}
         gc.collect()
         if self.device.startswith("cuda"):
             import torch
@@ -140,31 +142,57 @@ class HFForwardTimer:
         if full_types:
             self._model.config.layer_types = _cycle(list(full_types), depth)
 
-    def _filled_cache(self, batch: int, context: int, depth: int) -> Any:
+    def _filled_cache(self, batch: int, context: int, depth: int, kw: str) -> Any:
         import torch
         from transformers import DynamicCache
 
-        cfg = self._model.config
-        heads = cfg.num_attention_heads
-        kv = getattr(cfg, "num_key_value_heads", None) or heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        cache = DynamicCache(config=cfg)
+        cache = DynamicCache(config=self._model.config)
         if context == 0:
             return cache
         gen = torch.Generator(device=self.device).manual_seed(0)
-        for i in range(depth):
-            # (batch, kv_heads, context, head_dim); keys and values alike, values do not matter
-            k = torch.randn(
+
+        def random(shape: tuple[int, ...]) -> Any:  # (batch, kv_heads, context, head_dim)
+            return torch.randn(
                 batch,
-                kv,
+                shape[1],
                 context,
-                head_dim,
+                shape[3],
                 generator=gen,
                 device=self.device,
                 dtype=self._model.dtype,
             )
-            cache.update(k, k.clone(), i)
+
+        for i, (kshape, vshape) in enumerate(self._cache_shapes(kw, depth)):
+            k = random(kshape)  # values do not matter: keys serve as values where shapes agree
+            cache.update(k, k.clone() if vshape == kshape else random(vshape), i)
         return cache
+
+    def _cache_shapes(self, kw: str, depth: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """Per layer of the model at ``depth`` (the current one), the shapes of the keys and
+        values one token leaves in the cache, from a real one-token pass (once per depth): what
+        the config's names would say is not always what a model caches (Falcon-7B's multi-query
+        attention caches one head of its heads; a ``head_dim`` apart from hidden / heads; values
+        narrower than keys)."""
+        import torch
+        from transformers import DynamicCache
+
+        if depth in self._shapes:
+            return self._shapes[depth]
+
+        probe = DynamicCache(config=self._model.config)
+        ids = torch.zeros(1, 1, dtype=torch.long, device=self.device)
+        self._model(input_ids=ids, use_cache=True, **{kw: probe})
+        shapes = []
+        for layer in probe.layers:
+            kshape, vshape = tuple(layer.keys.shape), tuple(layer.values.shape)
+            if len(kshape) != 4 or len(vshape) != 4:
+                raise ValueError(
+                    "`the KV cache holds (batch, heads, tokens, head_dim) tensors` must hold to "
+                    f"profile {self.recipe.name} with context > 0, but its keys are {kshape}."
+                )
+            shapes.append((kshape, vshape))
+        self._shapes[depth] = shapes
+        return shapes
 
     def __call__(
         self, *, depths: Sequence[int], batch: int, context: int, query: int
@@ -188,7 +216,7 @@ class HFForwardTimer:
             caches = {}
             for d in depths:
                 self._set_depth(d)
-                caches[d] = self._filled_cache(batch, context, d)
+                caches[d] = self._filled_cache(batch, context, d, kw)
                 self._check(caches[d], ids, kw, batch=batch, context=context, query=query)
             # process CPU time of each call, read around the forward pass itself
             cpu_ms: dict[int, list[float]] = {d: [] for d in depths}

@@ -146,3 +146,16 @@ def test_custom_model_code_runs_only_when_asked(tmp_path, monkeypatch):
     model = build_model(recipe, layers=1)
     assert type(model).__name__ == "TinyForCausalLM"  # the folder's class, not the stock one
     assert isinstance(model, LlamaForCausalLM) and len(model.model.layers) == 1
+
+
+def test_falcon_multi_query_has_one_kv_head_and_mamba_is_refused(tmp_path):
+    from transformers import FalconConfig, MambaConfig
+
+    falcon = FalconConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                          vocab_size=128, multi_query=True)  # fmt: skip
+    assert arch_fields(falcon)["kv_heads"] == 1
+    falcon.new_decoder_architecture, falcon.num_kv_heads = True, 2
+    assert arch_fields(falcon)["kv_heads"] == 2
+    MambaConfig(hidden_size=64, num_hidden_layers=2, vocab_size=128).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="has no num_attention_heads"):
+        resolve_model(str(tmp_path))

@@ -147,7 +147,8 @@ def test_block_times_back_to_back_calls_per_depth(tiny_recipe, one_thread):
     finally:
         timer.close()
     timed = sum(len(r.samples_ms) for r in res.values())
-    assert timed == 4 and len(calls) == 2 + timed + 2  # 2 checks, 4 timed, 2 untimed
+    # per depth: 1 pass learning the cache's shapes, 1 check; then 4 timed, 2 untimed
+    assert timed == 4 and len(calls) == 2 + 2 + timed + 2
     with pytest.raises(ValueError, match="block >= 1"):
         ProfileGrid(block=0)
     with pytest.raises(ValueError, match="block >= 1"):
@@ -322,3 +323,40 @@ def test_large_integer_columns_survive_merging_with_older_rows(tiny_recipe, tmp_
     assert set(flushed["flush_bytes"]) == {2**26} and set(flushed["runs"]) == {2}
     assert rows[rows["query"] == 2]["flush_bytes"].isna().all()
     assert "e+" not in path.read_text().split("\n")[1].split(",")[13]  # params written whole
+
+
+def _multi_query_falcon():
+    from transformers import FalconConfig
+
+    # Falcon-7B's layout: multi-query attention, one cached key/value head of four
+    return FalconConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        vocab_size=128, multi_query=True, new_decoder_architecture=False)  # fmt: skip
+
+
+def _mla_deepseek():
+    from transformers import DeepseekV3Config
+
+    # multi-head latent attention: keys 24 wide (16 + 8 rotary), values 8
+    return DeepseekV3Config(
+        hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, vocab_size=128, q_lora_rank=32,
+        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=8,
+        n_routed_experts=4, num_experts_per_tok=2, first_k_dense_replace=1, n_group=1,
+        topk_group=1,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("make", [_multi_query_falcon, _mla_deepseek])
+def test_context_cache_takes_the_shapes_the_model_caches(make, tmp_path):
+    # the cache is filled with what a real pass leaves there, not with what the config's
+    # head counts would suggest: both layouts failed with context > 0 before
+    from profiler.forward_timer import HFForwardTimer
+
+    make().save_pretrained(tmp_path)
+    recipe = resolve_model(str(tmp_path))
+    timer = HFForwardTimer(recipe, device="cpu", dtype="fp32", repeats=1, warmup=0)
+    try:
+        res = timer(depths=[1, 2], batch=2, context=5, query=3)  # checks logits and cache length
+    finally:
+        timer.close()
+    assert set(res) == {1, 2} and all(r.samples_ms for r in res.values())
