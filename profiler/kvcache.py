@@ -5,7 +5,9 @@ columns past each row's accepted prefix invalid and crops the trailing columns t
 While no column is invalid the model runs with Hugging Face's default mask and positions; after
 that every pass gets an explicit 4-D mask (causal over columns, restricted to valid ones) and
 explicit position ids (each row's count of valid tokens), so an invalid column costs attention
-work but never changes a result.
+work but never changes a result. ALiBi models that build their biases from a 2-D mask (BLOOM,
+Falcon with ``alibi``) get the 2-D mask of valid columns instead; MPT, whose biases count columns
+whatever the mask says, runs one row at a time.
 """
 
 from __future__ import annotations
@@ -16,7 +18,20 @@ from collections.abc import Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-__all__ = ["KVStream", "cache_keyword"]
+__all__ = ["KVStream", "alibi_from_2d_mask", "cache_keyword"]
+
+
+def alibi_from_2d_mask(config: object) -> bool:
+    """Whether the model builds ALiBi biases from a 2-D attention mask (BLOOM, Falcon with
+    ``alibi``): such a model must be given the 2-D mask of valid columns, not a 4-D one."""
+    kind = getattr(config, "model_type", None)
+    return kind == "bloom" or (kind == "falcon" and bool(getattr(config, "alibi", False)))
+
+
+# Models whose position biases count cache columns whatever the mask says (MPT's ALiBi): a
+# column left invalid inside a row would shift every later distance, so they run one row at a
+# time (a single row never has such a column: its rollback crops trailing columns).
+_COLUMN_POSITIONS = ("mpt",)
 
 
 def cache_keyword(model: PreTrainedModel) -> str:
@@ -40,7 +55,17 @@ class KVStream:
                 "`no sliding-window attention layers` must hold for the engine, but got "
                 f"{type(model).__name__} with sliding-window layers."
             )
+        kind = getattr(model.config, "model_type", None)
+        if kind in _COLUMN_POSITIONS and batch > 1:
+            raise ValueError(
+                f"`batch == 1` must hold for model_type={kind!r} in the engine (its ALiBi biases "
+                "count cache columns, so a row's rolled-back columns would shift them), but got "
+                f"batch={batch}; run its prompts one at a time (--batch 1)."
+            )
         self.cache_kw = cache_keyword(model)
+        # ALiBi models derive their position biases from a 2-D mask (a 4-D one breaks them): a
+        # hole is then a padding column, and positions are each row's count of valid columns
+        self.mask_2d = alibi_from_2d_mask(model.config)
         self.valid = torch.ones(batch, 0, dtype=torch.bool, device=device)  # (batch, columns)
         self.n_valid = torch.zeros(batch, dtype=torch.long, device=device)  # next position per row
         self.holes = False  # some row has an invalid column: explicit masks from now on
@@ -70,6 +95,10 @@ class KVStream:
                 )
             q = tokens.shape[1]
             kv_valid = torch.cat([self.valid, new_valid], dim=1)  # (batch, columns + q)
+            if self.mask_2d:
+                kwargs["attention_mask"] = kv_valid.long()
+                self.holes = True
+                return self._run(tokens, new_valid, kwargs, logits_to_keep)
             past = self.columns
             col = torch.arange(past + q, device=tokens.device)
             query_col = col[past:, None]  # (q, 1)
@@ -87,6 +116,15 @@ class KVStream:
                 self.n_valid[:, None] + new_valid.cumsum(dim=1) - new_valid.long()
             )
             self.holes = True
+        return self._run(tokens, new_valid, kwargs, logits_to_keep)
+
+    def _run(
+        self,
+        tokens: torch.Tensor,
+        new_valid: torch.Tensor,
+        kwargs: dict[str, object],
+        logits_to_keep: int,
+    ) -> torch.Tensor:
         out = self.model(input_ids=tokens, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
         self.valid = torch.cat([self.valid, new_valid], dim=1)
         self.n_valid = self.n_valid + new_valid.sum(dim=1)
