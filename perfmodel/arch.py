@@ -3,7 +3,9 @@
 ``ArchSpec`` describes the two families the project profiles, as Hugging Face builds them:
 
 - ``"llama"`` (``LlamaForCausalLM``): RMSNorm, rotary positions (no position table), grouped-query
-  attention without biases, gated MLP (gate, up, down) without biases.
+  attention without biases (or with biases on q, k and v: ``qkv_bias``, Qwen2's layout), gated
+  MLP (gate, up, down) without biases. Mistral, Qwen2, Phi-3 and Gemma configs have this layout
+  (:meth:`ArchSpec.from_hf_config`).
 - ``"opt"`` (``OPTForCausalLM``): pre-LayerNorm with weights and biases, a learned position table
   of ``max_positions + 2`` rows (HF's offset of 2), multi-head attention and a two-matrix MLP, all
   with biases. OPT-350m's projection of a smaller embedding (``word_embed_proj_dim``) is not
@@ -27,6 +29,9 @@ FAMILIES = ("llama", "opt")
 # HF's OPTLearnedPositionalEmbedding allocates max_position_embeddings + 2 rows: positions start
 # at 2 because fairseq reserved 0..1 for padding.
 _OPT_POSITION_OFFSET = 2
+
+# Hugging Face model types with the llama layer layout (see ArchSpec.from_hf_config).
+_LLAMA_LAYOUT = ("llama", "mistral", "qwen2", "phi3", "gemma")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class ArchSpec:
         Bytes per stored parameter and per KV-cache element (2.0 for bf16/fp16), > 0.
     max_positions : int
         Longest context (``max_position_embeddings``), >= 1; sizes OPT's position table.
+    qkv_bias : bool
+        Biases on the q, k and v projections (Qwen2), family "llama" only (OPT's biases are
+        part of its layout).
     name : str, optional
         Display name, e.g. the preset's.
     source : str, optional
@@ -83,6 +91,7 @@ class ArchSpec:
     max_positions: int = 2048
     name: str | None = None
     source: str | None = None
+    qkv_bias: bool = False
     head_dim: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +102,13 @@ class ArchSpec:
         if not isinstance(self.tied_embeddings, bool | np.bool_):
             raise ValueError(
                 f"`tied_embeddings` must be a bool, but got tied_embeddings={self.tied_embeddings!r}."
+            )
+        if not isinstance(self.qkv_bias, bool | np.bool_):
+            raise ValueError(f"`qkv_bias` must be a bool, but got qkv_bias={self.qkv_bias!r}.")
+        if self.qkv_bias and self.family != "llama":
+            raise ValueError(
+                "`qkv_bias` must be False unless family='llama' (OPT's biases are part of its "
+                f"layout), but got family={self.family!r}."
             )
         if self.family not in FAMILIES:
             raise ValueError(f"`family in {FAMILIES}` must hold, but got family={self.family!r}.")
@@ -126,7 +142,8 @@ class ArchSpec:
         if self.family == "llama":
             mlp = 3 * h * self.ffn  # gate, up, down
             norms = 2 * h  # two RMSNorm weights
-            return attention + mlp + norms
+            biases = h + 2 * kv if self.qkv_bias else 0  # q, k, v biases (Qwen2)
+            return attention + mlp + norms + biases
         attention += 2 * h + 2 * kv  # q, k, v, out_proj biases
         mlp = 2 * h * self.ffn + self.ffn + h  # fc1, fc2 with biases
         norms = 2 * 2 * h  # two LayerNorms, weight and bias
@@ -281,19 +298,26 @@ class ArchSpec:
         source: str | None = None,
         bytes_per_param: float = 2.0,
     ) -> ArchSpec:
-        """Build a spec from a Hugging Face ``config.json`` dict (``model_type`` llama or opt).
+        """Build a spec from a Hugging Face ``config.json`` dict.
+
+        ``model_type`` llama, or one with the same layout: mistral, phi3 (fused q/k/v and
+        gate/up matrices, the same parameters), gemma (tied embeddings by default), qwen2 (with
+        ``qkv_bias``); or opt. A sliding window (Mistral, Qwen2) is not modelled: the attention
+        terms count every cached token.
 
         Raises ``ValueError`` for other model types and for options the spec does not model
         (attention or MLP biases in llama, a head_dim other than hidden/heads, OPT's
         ``word_embed_proj_dim != hidden``, OPT without the final LayerNorm).
         """
         kind = config.get("model_type")
-        if kind == "llama":
+        if kind in _LLAMA_LAYOUT:
             hidden, heads = config["hidden_size"], config["num_attention_heads"]
-            if config.get("head_dim") not in (None, hidden // heads):
+            head_dim = config.get("head_dim", 256 if kind == "gemma" else None)
+            if head_dim not in (None, hidden // heads):
                 raise ValueError(
                     "`head_dim == hidden_size // num_attention_heads` must hold, but got "
-                    f"head_dim={config['head_dim']}."
+                    f"head_dim={head_dim} with hidden_size={hidden} and "
+                    f"num_attention_heads={heads}."
                 )
             for flag in ("attention_bias", "mlp_bias"):
                 if config.get(flag):
@@ -307,12 +331,13 @@ class ArchSpec:
                 heads=heads,
                 kv_heads=config.get("num_key_value_heads") or heads,
                 vocab=config["vocab_size"],
-                tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+                tied_embeddings=bool(config.get("tie_word_embeddings", kind == "gemma")),
                 family="llama",
                 bytes_per_param=bytes_per_param,
                 max_positions=config.get("max_position_embeddings", 2048),
                 name=name,
                 source=source,
+                qkv_bias=kind == "qwen2",
             )
         if kind == "opt":
             hidden = config["hidden_size"]
@@ -343,7 +368,7 @@ class ArchSpec:
                 source=source,
             )
         raise ValueError(
-            f"`model_type in ('llama', 'opt')` must hold, but got model_type={kind!r}."
+            f"`model_type in {(*_LLAMA_LAYOUT, 'opt')}` must hold, but got model_type={kind!r}."
         )
 
 

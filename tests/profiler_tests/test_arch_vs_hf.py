@@ -1,4 +1,4 @@
-"""ArchSpec.param_count equals Hugging Face's num_parameters() for Llama and OPT model classes.
+"""ArchSpec.param_count equals Hugging Face's num_parameters() for Llama, OPT and Llama-layout model classes.
 
 The models are built on the meta device: shapes only, no memory, no weights.
 """
@@ -73,3 +73,49 @@ def test_param_count_matches_hf(case):
     # the decomposition the profiler uses: one layer's parameters
     layer = model.model.layers[0] if family == "llama" else model.model.decoder.layers[0]
     assert spec.layer_param_count == sum(p.numel() for p in layer.parameters()), case
+
+
+LLAMA_LAYOUTS = {
+    "mistral": lambda: transformers.MistralConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, sliding_window=4096,
+    ),
+    "qwen2": lambda: transformers.Qwen2Config(  # biases on q, k, v
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True,
+    ),
+    "phi3": lambda: transformers.Phi3Config(  # fused qkv and gate_up matrices
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, pad_token_id=0,
+    ),
+    "gemma": lambda: transformers.GemmaConfig(  # tied embeddings by default
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=16, vocab_size=1000,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(LLAMA_LAYOUTS))
+def test_llama_layout_model_types_count_as_hf_does(kind):
+    config = LLAMA_LAYOUTS[kind]()
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    spec = ArchSpec.from_hf_config(config.to_dict())
+    assert spec.family == "llama" and spec.qkv_bias == (kind == "qwen2")
+    assert spec.param_count == model.num_parameters(), kind
+    layer = model.model.layers[0]
+    assert spec.layer_param_count == sum(p.numel() for p in layer.parameters()), kind
+    # a config.json without tie_word_embeddings: the class's default (True for Gemma)
+    raw = {k: v for k, v in config.to_dict().items() if k != "tie_word_embeddings"}
+    default = type(config)().tie_word_embeddings
+    assert ArchSpec.from_hf_config(raw).tied_embeddings == default == (kind == "gemma")
+
+
+def test_a_head_dim_apart_from_hidden_over_heads_is_refused():
+    config = transformers.GemmaConfig(num_hidden_layers=1, hidden_size=96, intermediate_size=128,
+                                      num_attention_heads=4, head_dim=32, vocab_size=100)  # fmt: skip
+    with pytest.raises(ValueError, match="head_dim == hidden_size // num_attention_heads"):
+        ArchSpec.from_hf_config(config.to_dict())
+    with pytest.raises(ValueError, match="qkv_bias"):
+        ArchSpec(layers=1, hidden=64, ffn=64, heads=4, kv_heads=4, vocab=10,
+                 tied_embeddings=True, family="opt", qkv_bias=True)  # fmt: skip
