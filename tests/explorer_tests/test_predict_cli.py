@@ -205,3 +205,24 @@ def test_model_flags_bad_input_exit_2(argv, capsys):
     err = capsys.readouterr().err
     assert code == 2, argv
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_llama_layout_configs_as_target_and_draft(capsys, tmp_path):
+    # a Mistral target and a Qwen2 draft, each from its config.json alone
+    from transformers import MistralConfig, Qwen2Config
+
+    from perfmodel import ArchSpec, get_hardware, roofline
+
+    MistralConfig(num_hidden_layers=32, hidden_size=4096, intermediate_size=14336,
+                  num_attention_heads=32, num_key_value_heads=8,
+                  vocab_size=32768).save_pretrained(tmp_path / "target")  # fmt: skip
+    Qwen2Config(num_hidden_layers=2, hidden_size=1024, intermediate_size=2816,
+                num_attention_heads=16, num_key_value_heads=16,
+                vocab_size=32768).save_pretrained(tmp_path / "draft")  # fmt: skip
+    argv = ["predict", "--alpha", "0.8", "--gamma", "4", "--target", str(tmp_path / "target"),
+            "--draft", str(tmp_path / "draft" / "config.json"), "--hardware", "H200"]  # fmt: skip
+    out = _json(capsys, argv)
+    draft = ArchSpec.from_hf_config(json.loads((tmp_path / "draft" / "config.json").read_text()))
+    assert draft.qkv_bias and out["speedup"] > 1
+    bound = roofline(draft, get_hardware("H200"), batch=1, context=0, query=1)["lower_bound_ms"]
+    assert out["draft_ms"] >= bound > 0
