@@ -53,6 +53,7 @@ from transformers import PreTrainedModel
 
 from profiler.engine_trace import GenerationResult, StepTrace
 from profiler.kvcache import KVStream
+from profiler.loading import logit_width
 from profiler.sampling import (
     SamplingConfig,
     probabilities,
@@ -179,6 +180,13 @@ class DecodingSession:
             ),
         )
         self.target, self.draft = target, (draft if self.gamma > 0 else None)
+        # a draft whose logit width differs from the target's (Qwen2.5-0.5B's 151936 against
+        # 7B's 152064: the same tokenizer, padded tables) proposes over the target's width: its
+        # missing ids get probability 0 and its extra ones are dropped, so the output is still
+        # the target's; ids it has no embedding for are fed to it as its last id (only its
+        # proposals can suffer)
+        self._width = logit_width(target)
+        self._draft_ids = _embedding_rows(self.draft) if self.draft is not None else 0
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
         self.sampling = sampling
@@ -290,9 +298,15 @@ class DecodingSession:
                 tokens, new_valid, new_holes = with_prompt(tokens, new_valid, new_holes)
                 for _ in range(gamma):
                     with timer.section("draft"):
+                        if self._draft_ids < self._width:  # ids it has no row for
+                            tokens = tokens.clamp(max=self._draft_ids - 1)
                         logits = dkv.forward(
-                            tokens, new_valid, new_holes=new_holes, logits_to_keep=1
+                            tokens,
+                            new_valid,
+                            new_holes=new_holes,
+                            logits_to_keep=1,
                         )[:, -1]
+                        logits = _to_width(logits, self._width)
                     if sampling.greedy:
                         proposal = logits.argmax(dim=-1)
                     else:
@@ -416,7 +430,9 @@ def speculative_generate(
     Parameters
     ----------
     target, draft : PreTrainedModel
-        Causal LMs sharing a vocabulary (:func:`profiler.loading.check_same_vocabulary`).
+        Causal LMs sharing a vocabulary (:func:`profiler.loading.check_same_vocabulary`); the
+        draft's logit width may differ from the target's (it then proposes over the target's
+        ids, and the output is still the target's).
     prompts : sequence of sequence of int
         Token ids of each row.
     gamma : int
@@ -454,3 +470,21 @@ def speculative_generate(
     if session.device.type == "cuda":
         torch.cuda.synchronize(session.device)
     return session.result(total_ms=(time.perf_counter_ns() - t0) / 1e6)
+
+
+def _embedding_rows(model: PreTrainedModel) -> int:
+    """Token ids ``model`` has input embeddings for."""
+    table = model.get_input_embeddings()
+    rows = getattr(table, "num_embeddings", None)
+    return int(rows) if rows else int(model.config.vocab_size)
+
+
+def _to_width(logits: torch.Tensor, width: int) -> torch.Tensor:
+    """``logits`` (..., v) cut or padded with -inf to (..., width)."""
+    have = logits.shape[-1]
+    if have == width:
+        return logits
+    if have > width:
+        return logits[..., :width]
+    pad = logits.new_full((*logits.shape[:-1], width - have), float("-inf"))
+    return torch.cat([logits, pad], dim=-1)

@@ -27,6 +27,7 @@ __all__ = [
     "load_causal_lm",
     "load_pair",
     "load_tokenizer",
+    "logit_width",
     "resolve_device",
 ]
 
@@ -165,7 +166,8 @@ def _has_tokenizer(path: Path) -> bool:
     return any((path / n).is_file() for n in names)
 
 
-def _logit_width(model: PreTrainedModel) -> int:
+def logit_width(model: PreTrainedModel) -> int:
+    """Columns of the model's logits: its LM head's rows (may exceed ``config.vocab_size``)."""
     head = model.get_output_embeddings()
     if head is not None and hasattr(head, "weight"):
         return int(head.weight.shape[0])
@@ -181,15 +183,13 @@ def check_same_vocabulary(
 ) -> None:
     """Raise ``ValueError`` unless target and draft score the same token ids.
 
-    Verification compares the two models' distributions id by id, so they need the same logit
-    width and, when both tokenizers are known, the same token -> id map.
+    Verification compares the two models' distributions id by id, so they need the same token ->
+    id map (checked when both tokenizers are known) and the same logit width. The widths may
+    differ where both tokenizers are known, equal, and their ids fit both widths: padded tables
+    of one tokenizer (Qwen2.5-0.5B's 151936 rows against Qwen2.5-7B's 152064); the engine then
+    proposes over the target's width (:mod:`profiler.engine`).
     """
-    t_width, d_width = _logit_width(target), _logit_width(draft)
-    if t_width != d_width:
-        raise ValueError(
-            "`target and draft share a vocabulary` must hold, but got vocabulary sizes "
-            f"target={t_width} and draft={d_width}."
-        )
+    vocab = None
     if target_tokenizer is not None and draft_tokenizer is not None:
         t_vocab, d_vocab = target_tokenizer.get_vocab(), draft_tokenizer.get_vocab()
         if t_vocab != d_vocab:
@@ -197,6 +197,21 @@ def check_same_vocabulary(
             raise ValueError(
                 "`target and draft share a vocabulary` must hold, but their tokenizers map tokens "
                 f"to different ids (for example {differ})."
+            )
+        vocab = t_vocab
+    t_width, d_width = logit_width(target), logit_width(draft)
+    if t_width != d_width:
+        top = max(vocab.values(), default=-1) if vocab is not None else None
+        if top is None or top >= min(t_width, d_width):
+            why = (
+                "no tokenizer in the draft's folder to check them against"
+                if top is None
+                else f"the tokenizer's largest id {top} does not fit both"
+            )
+            raise ValueError(
+                "`target and draft share a vocabulary` must hold, but got logit widths "
+                f"target={t_width} and draft={d_width} ({why}; widths may differ only for one "
+                "tokenizer's padded tables)."
             )
 
 

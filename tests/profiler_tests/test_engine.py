@@ -7,6 +7,7 @@ is a fair requirement.
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import pytest
@@ -258,3 +259,39 @@ def test_engine_on_cuda_matches_plain_greedy(zoo):
         seed=0,
     )
     assert all(len(o) == NEW_TOKENS for o in sampled.output_ids)
+
+
+def _resized(model, rows):
+    out = copy.deepcopy(model)
+    out.resize_token_embeddings(rows, mean_resizing=False)  # input table and LM head
+    return out
+
+
+@pytest.mark.parametrize("rows", [128, 80])
+def test_a_draft_with_another_logit_width_leaves_the_output_the_targets(zoo, rows):
+    # 128: a padded table (Qwen2.5-0.5B's against 7B's); 80: narrower than the target's 96, so
+    # the target emits ids the draft has no embedding for (fed to it as its last id)
+    draft = _resized(zoo.partial, rows)
+    prompts = zoo.prompt_ids()
+    result = speculative_generate(zoo.target, draft, prompts, gamma=3, max_new_tokens=NEW_TOKENS)
+    for prompt, out in zip(prompts, result.output_ids, strict=True):
+        assert list(out) == _hf_greedy(tuple(prompt)), f"{rows=}, {prompt=}"
+    assert 0 < result.acceptance_rate
+    if rows < 96:
+        assert max(max(out) for out in result.output_ids) >= rows  # the clamped feed ran
+    sampled = speculative_generate(zoo.target, draft, prompts, gamma=3, max_new_tokens=8,
+                                   sampling=SamplingConfig(temperature=1.0), seed=0)  # fmt: skip
+    assert all(max(out) < 96 for out in sampled.output_ids)  # only the target's ids
+
+
+def test_check_same_vocabulary_allows_padded_tables_of_one_tokenizer(zoo):
+    from profiler.loading import check_same_vocabulary
+
+    tok = zoo.tokenizer
+    check_same_vocabulary(zoo.target, _resized(zoo.partial, 128), target_tokenizer=tok,
+                          draft_tokenizer=tok)  # fmt: skip
+    with pytest.raises(ValueError, match="largest id 95 does not fit both"):
+        check_same_vocabulary(zoo.target, _resized(zoo.partial, 80), target_tokenizer=tok,
+                              draft_tokenizer=tok)  # fmt: skip
+    with pytest.raises(ValueError, match="no tokenizer in the draft's folder"):
+        check_same_vocabulary(zoo.target, _resized(zoo.partial, 128), target_tokenizer=tok)
