@@ -210,8 +210,17 @@ class DecodingSession:
         self.outputs: list[list[int]] = [[] for _ in prompts]
         self.active = list(range(batch))  # prompt index of each live row
         self.steps: list[StepTrace] = []
-        self.target_kv = KVStream(target, batch, self.device)
-        self.draft_kv = KVStream(draft, batch, self.device) if self.draft is not None else None
+        # cache columns at most: a step adds γ + 1 and keeps what its longest row accepted, so
+        # one row grows by its tokens (+ γ + 1 in flight); in a batch, rows that accept fewer
+        # leave invalid columns, up to γ + 1 a step
+        grow = max_new_tokens + self.gamma + 1 if batch == 1 else max_new_tokens * (self.gamma + 1)
+        columns = longest + grow + 1
+        self.target_kv = KVStream(target, batch, self.device, max_columns=columns)
+        self.draft_kv = (
+            KVStream(draft, batch, self.device, max_columns=columns)
+            if self.draft is not None
+            else None
+        )
         self._started = False
         # (tokens, valid, padded) of the prompts but their last token, fed by the first step
         self._prompt: tuple[torch.Tensor, torch.Tensor, bool] | None = None

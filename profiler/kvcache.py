@@ -46,14 +46,31 @@ def cache_keyword(model: PreTrainedModel) -> str:
 class KVStream:
     """One model's KV cache and which of its columns each row may attend to."""
 
-    def __init__(self, model: PreTrainedModel, batch: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        batch: int,
+        device: torch.device,
+        *,
+        max_columns: int | None = None,
+    ) -> None:
+        """``max_columns``: the most cache columns the run can reach (None: unknown). A model
+        with sliding-window layers runs only where that stays below its window: a sliding
+        layer drops old columns once full, and the mask and columns would drift apart; below
+        it, the layer keeps every column (Mistral-7B-v0.1's 4096, Gemma 2's local layers)."""
         self.model = model
         self.cache = DynamicCache(config=model.config)
-        if any(getattr(layer, "is_sliding", False) for layer in self.cache.layers):
-            # a sliding-window layer drops old columns, so its columns and the mask would drift
+        windows = [
+            int(layer.sliding_window)
+            for layer in self.cache.layers
+            if getattr(layer, "is_sliding", False)
+        ]
+        if windows and (max_columns is None or max_columns >= min(windows)):
             raise ValueError(
-                "`no sliding-window attention layers` must hold for the engine, but got "
-                f"{type(model).__name__} with sliding-window layers."
+                f"`the run stays inside the sliding window` must hold for {type(model).__name__} "
+                f"(window {min(windows)} tokens), but it may need "
+                f"{'an unknown number of' if max_columns is None else max_columns} cache columns; "
+                "use shorter prompts, fewer new tokens or a smaller batch or gamma."
             )
         kind = getattr(model.config, "model_type", None)
         if kind in _COLUMN_POSITIONS and batch > 1:

@@ -1,6 +1,7 @@
-"""The engine is lossless on causal LMs other than Llama: greedy speculative decoding of a batch
-of prompts of different lengths (left padding, then per-row rollback that leaves invalid
-columns inside rows) equals Hugging Face's own greedy ``generate`` of each prompt alone.
+"""The engine is lossless on causal LMs other than Llama, and with sliding-window layers inside
+the window: greedy speculative decoding of a batch of prompts of different lengths (left
+padding, then per-row rollback that leaves invalid columns inside rows) equals Hugging Face's
+own greedy ``generate`` of each prompt alone.
 
 Models are built from configs with random weights (a draft is the target with noise added, so
 rows accept different counts in most steps). float64 where Hugging Face's padded passes allow it;
@@ -35,6 +36,16 @@ CONFIGS = {
     # grouped-query attention with biases on q, k, v
     "qwen2": lambda: hf.Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                     num_attention_heads=4, num_key_value_heads=2, vocab_size=128),
+    # sliding-window layers, run inside the window (Mistral-7B-v0.1's 4096; Qwen2's upper layers)
+    "mistral-window": lambda: hf.MistralConfig(hidden_size=64, intermediate_size=128,
+                                               num_hidden_layers=2, num_attention_heads=4,
+                                               num_key_value_heads=2, vocab_size=128,
+                                               sliding_window=4096),
+    "qwen2-window": lambda: hf.Qwen2Config(hidden_size=64, intermediate_size=128,
+                                           num_hidden_layers=2, num_attention_heads=4,
+                                           num_key_value_heads=2, vocab_size=128,
+                                           use_sliding_window=True, sliding_window=4096,
+                                           max_window_layers=1),
 }  # fmt: skip
 DTYPES = {"bloom": torch.float32}
 
@@ -79,3 +90,16 @@ def test_mpt_runs_one_row_at_a_time():
     for prompt in PROMPTS:
         result = speculative_generate(target, draft, [prompt], gamma=3, max_new_tokens=NEW_TOKENS)
         assert result.output_ids == (_hf_greedy(target, prompt),)
+
+
+def test_a_run_that_could_outgrow_the_sliding_window_is_refused():
+    config = hf.MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, vocab_size=128,
+                              sliding_window=40)  # fmt: skip
+    target, draft = _pair(config, torch.float64)
+    # batch 3: 9 prompt tokens + 16 new tokens x (γ + 1) could reach 74 columns
+    with pytest.raises(ValueError, match=r"inside the sliding window.*window 40 tokens.*74"):
+        speculative_generate(target, draft, PROMPTS, gamma=3, max_new_tokens=NEW_TOKENS)
+    # one row grows by its own tokens: 5 + 16 + 4 + 1 = 26 columns fit
+    result = speculative_generate(target, draft, PROMPTS[:1], gamma=3, max_new_tokens=NEW_TOKENS)
+    assert result.output_ids == (_hf_greedy(target, PROMPTS[0]),)
