@@ -4,8 +4,7 @@ padding, then per-row rollback that leaves invalid columns inside rows) equals H
 own greedy ``generate`` of each prompt alone.
 
 Models are built from configs with random weights (a draft is the target with noise added, so
-rows accept different counts in most steps). float64 where Hugging Face's padded passes allow it;
-BLOOM's padded pass gives NaN in float64 (in transformers itself), so it runs in float32.
+rows accept different counts in most steps). float64 where transformers allows it (see DTYPES).
 """
 
 from __future__ import annotations
@@ -46,8 +45,49 @@ CONFIGS = {
                                            num_key_value_heads=2, vocab_size=128,
                                            use_sliding_window=True, sliding_window=4096,
                                            max_window_layers=1),
+    # more layouts: parallel attention and MLP (GPT-NeoX, GPT-J, Cohere), fused multi-query
+    # (GPT-BigCode), fused q/k/v (Phi-3), q/k norms (OLMo-2; Qwen3 with a head_dim apart),
+    # scaled embeddings (Gemma, Granite), biases (Starcoder2), experts (Mixtral, DeepSeek-V3's
+    # latent attention)
+    "gpt_neox": lambda: hf.GPTNeoXConfig(hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=2, num_attention_heads=4,
+                                         vocab_size=128),
+    "gptj": lambda: hf.GPTJConfig(n_embd=64, n_layer=2, n_head=4, vocab_size=128, rotary_dim=8),
+    "cohere": lambda: hf.CohereConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, vocab_size=128),
+    "gpt_bigcode": lambda: hf.GPTBigCodeConfig(n_embd=64, n_layer=2, n_head=4, vocab_size=128),
+    "phi3": lambda: hf.Phi3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=4, vocab_size=128,
+                                  pad_token_id=0),
+    "qwen3": lambda: hf.Qwen3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                                    vocab_size=128),
+    "olmo2": lambda: hf.Olmo2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, vocab_size=128),
+    "gemma": lambda: hf.GemmaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                                    vocab_size=128),
+    "granite": lambda: hf.GraniteConfig(hidden_size=64, intermediate_size=128,
+                                        num_hidden_layers=2, num_attention_heads=4,
+                                        vocab_size=128),
+    "starcoder2": lambda: hf.Starcoder2Config(hidden_size=64, intermediate_size=128,
+                                              num_hidden_layers=2, num_attention_heads=4,
+                                              num_key_value_heads=2, vocab_size=128,
+                                              sliding_window=None),
+    "mixtral": lambda: hf.MixtralConfig(hidden_size=64, intermediate_size=128,
+                                        num_hidden_layers=2, num_attention_heads=4,
+                                        num_key_value_heads=2, vocab_size=128,
+                                        num_local_experts=4),
+    "deepseek_v3": lambda: hf.DeepseekV3Config(
+        hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, vocab_size=128, q_lora_rank=32,
+        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=8,
+        n_routed_experts=4, num_experts_per_tok=2, first_k_dense_replace=1, n_group=1,
+        topk_group=1),
 }  # fmt: skip
-DTYPES = {"bloom": torch.float32}
+# float32 where transformers needs it: BLOOM's padded pass is NaN in float64, and the experts'
+# grouped products take no float64
+DTYPES = {"bloom": torch.float32, "mixtral": torch.float32, "deepseek_v3": torch.float32}
 
 
 def _pair(config, dtype):
