@@ -148,7 +148,7 @@ class HFForwardTimer:
 
         cache = DynamicCache(config=self._model.config)
         if context == 0:
-            return cache
+            return _crop_ready(cache)
         gen = torch.Generator(device=self.device).manual_seed(0)
 
         def random(shape: tuple[int, ...]) -> Any:  # (batch, kv_heads, context, head_dim)
@@ -165,7 +165,7 @@ class HFForwardTimer:
         for i, (kshape, vshape) in enumerate(self._cache_shapes(kw, depth)):
             k = random(kshape)  # values do not matter: keys serve as values where shapes agree
             cache.update(k, k.clone() if vshape == kshape else random(vshape), i)
-        return cache
+        return _crop_ready(cache)
 
     def _cache_shapes(self, kw: str, depth: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
         """Per layer of the model at ``depth`` (the current one), the shapes of the keys and
@@ -287,6 +287,16 @@ class HFForwardTimer:
                 f"KV cache holds {cache.get_seq_length()} tokens after the pass, expected "
                 f"{context + query}."
             )
+
+
+def _crop_ready(cache: Any) -> Any:
+    """``cache`` with its sliding-window layers recording past states, so the timed pass's
+    columns can be cropped after it even once the window is full (a sliding layer refuses that
+    crop otherwise); the pass still attends to a window's worth, as in decoding."""
+    for layer in cache.layers:
+        if getattr(layer, "is_sliding", False):
+            layer.activate_past_recording()
+    return cache
 
 
 def _layer_list(model: Any) -> tuple[Any, str, Any]:

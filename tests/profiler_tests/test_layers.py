@@ -360,3 +360,23 @@ def test_context_cache_takes_the_shapes_the_model_caches(make, tmp_path):
     finally:
         timer.close()
     assert set(res) == {1, 2} and all(r.samples_ms for r in res.values())
+
+
+@pytest.mark.parametrize(("context", "query"), [(16, 4), (6, 4)])
+def test_sliding_window_layers_profile_past_their_window(context, query, tmp_path):
+    # Mistral-7B-v0.1 at a context of 4096 and more: the timed pass's columns are cropped after
+    # it, which a full sliding layer refuses unless it records its past states
+    from transformers import MistralConfig
+
+    from profiler.forward_timer import HFForwardTimer
+
+    MistralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, vocab_size=128,
+                  sliding_window=8).save_pretrained(tmp_path)  # fmt: skip
+    timer = HFForwardTimer(resolve_model(str(tmp_path)), device="cpu", dtype="fp32", repeats=3,
+                           warmup=1)  # fmt: skip
+    try:
+        res = timer(depths=[1, 2], batch=1, context=context, query=query)
+    finally:
+        timer.close()
+    assert all(len(r.samples_ms) == 3 for r in res.values())
