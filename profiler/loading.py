@@ -78,6 +78,20 @@ def _check_folder(folder: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+def _supports_sdpa(raw: object) -> bool:
+    """Whether the causal-LM class of config ``raw`` (a config.json dict) runs SDPA attention;
+    True where the class is not one transformers registers (custom code: it decides)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    kind = raw.get("model_type") if isinstance(raw, dict) else None
+    try:
+        cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.for_model(kind))]
+    except (KeyError, ValueError, TypeError):
+        return True
+    return bool(getattr(cls, "_supports_sdpa", True))
+
+
 def load_causal_lm(
     folder: str | os.PathLike[str],
     *,
@@ -100,7 +114,8 @@ def load_causal_lm(
     trust_remote_code : bool
         Allow custom modelling code from the folder (off unless asked).
     attn_implementation : str
-        "sdpa" (default) or "eager"; the engine builds masks for these two.
+        "sdpa" (default) or "eager"; the engine builds masks for these two. A model class
+        without SDPA support (BLOOM, MPT) gets "eager" when "sdpa" was the default asked for.
     what : str
         Name of the argument in error messages ("target", "draft").
 
@@ -120,6 +135,8 @@ def load_causal_lm(
             raise ValueError(f"`dtype in {sorted(DTYPES)}` must hold, but got {dtype=}.")
         dtype = DTYPES[dtype]
     has_safetensors = any(path.glob("*.safetensors"))
+    if attn_implementation == "sdpa" and not _supports_sdpa(raw):
+        attn_implementation = "eager"
     try:
         with _quiet_hf():
             model = AutoModelForCausalLM.from_pretrained(

@@ -154,3 +154,27 @@ def test_a_draft_with_its_own_model_code_runs_only_when_asked(zoo, capsys, tmp_p
                            "--json"])  # fmt: skip
     spec = _json(capsys, [*gen, "--trust-remote-code", "--json"])
     assert spec["texts"] == plain["texts"]  # greedy speculative decoding is lossless
+
+
+def test_a_model_class_without_sdpa_loads_with_eager_attention(zoo, capsys, tmp_path):
+    # BLOOM has no SDPA attention in transformers: the CLI asked for it and could not load it
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from profiler.loading import load_causal_lm
+
+    torch.manual_seed(0)
+    model = BloomForCausalLM(BloomConfig(hidden_size=64, n_layer=2, n_head=4, vocab_size=96))
+    for name in ("target", "draft"):
+        model.save_pretrained(tmp_path / name)
+        zoo.tokenizer.save_pretrained(tmp_path / name)
+    loaded = load_causal_lm(tmp_path / "target")
+    assert loaded.config._attn_implementation == "eager"
+    assert load_causal_lm(zoo.target_dir).config._attn_implementation == "sdpa"
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("def f(x):\nclass A:\n")
+    base = ["generate", "--target", str(tmp_path / "target"), "--prompts", str(prompts),
+            "--max-new-tokens", "6", "--batch", "2", "--json"]  # fmt: skip
+    plain = _json(capsys, [*base, "--gamma", "0"])
+    spec = _json(capsys, [*base, "--gamma", "3", "--draft", str(tmp_path / "draft")])
+    assert spec["output_ids"] == plain["output_ids"] and spec["acceptance_rate"] == 1.0
