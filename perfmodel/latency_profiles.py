@@ -19,6 +19,7 @@ from perfmodel.gemm_table import GEMM_TABLE_FILE
 __all__ = [
     "ARCH_KEY",
     "BYTES_PER_PARAM",
+    "describable",
     "REQUIRED_COLUMNS",
     "STATISTICS",
     "join_blocks",
@@ -54,7 +55,8 @@ def load_profile_rows(
     Returns
     -------
     DataFrame
-        The rows, concatenated, with :data:`REQUIRED_COLUMNS` typed.
+        The rows, concatenated, with :data:`REQUIRED_COLUMNS` typed; a file of a shape
+        perfmodel does not describe is left out (:func:`describable`).
 
     Raises
     ------
@@ -63,15 +65,39 @@ def load_profile_rows(
         non-numeric, non-finite or non-positive value where a positive number is needed.
     """
     files = _csv_files(paths)
-    frames = []
+    frames, left_out = [], []
     for f in files:
         frame = read_profile_csv(f, REQUIRED_COLUMNS)
         if frame.empty:
             continue
-        frames.append(_typed(frame, f))
+        frame = _typed(frame, f)
+        if not describable(frame).all():
+            left_out.append(f.name)
+            continue
+        frames.append(frame)
     if not frames:
-        raise ValueError(f"no profile rows in {', '.join(str(f) for f in files)}.")
+        why = (
+            f" (left out, not a shape perfmodel describes: {', '.join(left_out)})"
+            if left_out
+            else ""
+        )
+        raise ValueError(f"no profile rows in {', '.join(str(f) for f in files)}{why}.")
     return pd.concat(frames, ignore_index=True)
+
+
+def describable(frame: pd.DataFrame) -> pd.Series:
+    """Which rows have a shape :class:`~perfmodel.arch.ArchSpec` describes: any Llama-layout
+    shape, and two-matrix-MLP shapes with as many key/value heads as heads (OPT's layout).
+
+    A profile of a two-matrix-MLP model with grouped- or multi-query attention (Falcon-7B,
+    GPT-BigCode) is a valid profile but no shape the latency model can fit or predict, so the
+    readers of a profile folder (:func:`load_profile_rows`, the report's latency figures) leave
+    such a model's file out rather than fail on the whole folder.
+    """
+    family = frame["family"].astype(str)
+    heads = pd.to_numeric(frame["heads"], errors="coerce")
+    kv = pd.to_numeric(frame["kv_heads"], errors="coerce")
+    return (family == "llama") | ((family == "opt") & (kv == heads))
 
 
 def read_profile_csv(path: str | os.PathLike[str], required: Iterable[str]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from explorer.figures._plotly import PALETTE, go_module, new_figure, new_subplots, style
 from perfmodel.arch import ArchSpec
 from perfmodel.gemm_table import GEMM_TABLE_FILE
+from perfmodel.latency_profiles import describable
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
@@ -153,6 +154,9 @@ def load_profiles(path: str | os.PathLike[str]) -> ProfileSet:
             if not is_fit and "median_ms" not in frame.columns:
                 continue  # another table in the folder (not a profile); skip it
             raise ValueError(f"profile {str(file)!r} lacks the columns {missing}.")
+        shaped = {"family", "heads", "kv_heads"} <= set(frame.columns)
+        if shaped and not describable(frame).all():
+            continue  # a shape perfmodel does not describe (perfmodel.latency_profiles)
         (fits if is_fit else rows).append(frame)
     if not fits:
         raise ValueError(

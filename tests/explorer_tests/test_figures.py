@@ -618,3 +618,13 @@ def test_shipped_zoo_curve_ends_at_the_recorded_validation_loss():
     assert info.tokens_total[-1] == meta["tokens_trained_total"]
     assert info.val_loss[-1] == pytest.approx(meta["val_loss"], abs=2e-3)  # fp32 vs saved fp16
     assert np.all(np.diff(info.tokens_total) > 0)
+
+
+def test_the_latency_figures_leave_out_a_shape_perfmodel_does_not_describe(tmp_path):
+    # a Falcon-7B-like profile (two-matrix MLP, multi-query) beside a Llama one
+    from explorer.figures.latency import get_token_latency_info, load_profiles
+    from tests.perfmodel_tests.test_profile_folder import profile_folder
+
+    profiles = load_profiles(profile_folder(tmp_path))
+    assert set(profiles.fits["model"]) == {"zoo-target"}
+    assert set(get_token_latency_info(profiles, depths=(1, 2)).model) == {"zoo-target"}
