@@ -3,8 +3,9 @@
 ``ArchSpec`` describes the two families the project profiles, as Hugging Face builds them:
 
 - ``"llama"`` (``LlamaForCausalLM``): RMSNorm, rotary positions (no position table), grouped-query
-  attention without biases (or with biases on q, k and v: ``qkv_bias``, Qwen2's layout), gated
-  MLP (gate, up, down) without biases. Mistral, Qwen2, Phi-3 and Gemma configs have this layout
+  attention without biases (or with biases on q, k and v: ``qkv_bias``, Qwen2's layout; or with
+  RMSNorms of the queries and keys per head: ``qk_norm``, Qwen3's), gated MLP (gate, up, down)
+  without biases. Mistral, Qwen2, Qwen3, Phi-3 and Gemma configs have this layout
   (:meth:`ArchSpec.from_hf_config`).
 - ``"opt"`` (``OPTForCausalLM``): pre-LayerNorm with weights and biases, a learned position table
   of ``max_positions + 2`` rows (HF's offset of 2), multi-head attention and a two-matrix MLP, all
@@ -31,7 +32,7 @@ FAMILIES = ("llama", "opt")
 _OPT_POSITION_OFFSET = 2
 
 # Hugging Face model types with the llama layer layout (see ArchSpec.from_hf_config).
-_LLAMA_LAYOUT = ("llama", "mistral", "qwen2", "phi3", "gemma")
+_LLAMA_LAYOUT = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class ArchSpec:
     qkv_bias : bool
         Biases on the q, k and v projections (Qwen2), family "llama" only (OPT's biases are
         part of its layout).
+    qk_norm : bool
+        RMSNorm weights of head_dim on the queries and on the keys of each layer (Qwen3),
+        family "llama" only.
     name : str, optional
         Display name, e.g. the preset's.
     source : str, optional
@@ -92,6 +96,7 @@ class ArchSpec:
     name: str | None = None
     source: str | None = None
     qkv_bias: bool = False
+    qk_norm: bool = False
     head_dim: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -103,13 +108,15 @@ class ArchSpec:
             raise ValueError(
                 f"`tied_embeddings` must be a bool, but got tied_embeddings={self.tied_embeddings!r}."
             )
-        if not isinstance(self.qkv_bias, bool | np.bool_):
-            raise ValueError(f"`qkv_bias` must be a bool, but got qkv_bias={self.qkv_bias!r}.")
-        if self.qkv_bias and self.family != "llama":
-            raise ValueError(
-                "`qkv_bias` must be False unless family='llama' (OPT's biases are part of its "
-                f"layout), but got family={self.family!r}."
-            )
+        for flag in ("qkv_bias", "qk_norm"):
+            value = getattr(self, flag)
+            if not isinstance(value, bool | np.bool_):
+                raise ValueError(f"`{flag}` must be a bool, but got {flag}={value!r}.")
+            if value and self.family != "llama":
+                raise ValueError(
+                    f"`{flag}` must be False unless family='llama' (OPT's layout is fixed), but "
+                    f"got family={self.family!r}."
+                )
         if self.family not in FAMILIES:
             raise ValueError(f"`family in {FAMILIES}` must hold, but got family={self.family!r}.")
         if self.hidden % self.heads:
@@ -143,7 +150,8 @@ class ArchSpec:
             mlp = 3 * h * self.ffn  # gate, up, down
             norms = 2 * h  # two RMSNorm weights
             biases = h + 2 * kv if self.qkv_bias else 0  # q, k, v biases (Qwen2)
-            return attention + mlp + norms + biases
+            qk_norms = 2 * self.head_dim if self.qk_norm else 0  # q and k norms per head (Qwen3)
+            return attention + mlp + norms + biases + qk_norms
         attention += 2 * h + 2 * kv  # q, k, v, out_proj biases
         mlp = 2 * h * self.ffn + self.ffn + h  # fc1, fc2 with biases
         norms = 2 * 2 * h  # two LayerNorms, weight and bias
@@ -302,7 +310,7 @@ class ArchSpec:
 
         ``model_type`` llama, or one with the same layout: mistral, phi3 (fused q/k/v and
         gate/up matrices, the same parameters), gemma (tied embeddings by default), qwen2 (with
-        ``qkv_bias``); or opt. A sliding window (Mistral, Qwen2) is not modelled: the attention
+        ``qkv_bias``), qwen3 (with ``qk_norm``); or opt. A sliding window (Mistral, Qwen2) is not modelled: the attention
         terms count every cached token.
 
         Raises ``ValueError`` for other model types and for options the spec does not model
@@ -338,6 +346,7 @@ class ArchSpec:
                 name=name,
                 source=source,
                 qkv_bias=kind == "qwen2",
+                qk_norm=kind == "qwen3",
             )
         if kind == "opt":
             hidden = config["hidden_size"]

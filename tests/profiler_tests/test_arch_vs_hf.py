@@ -84,6 +84,10 @@ LLAMA_LAYOUTS = {
         num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
         num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True,
     ),
+    "qwen3": lambda: transformers.Qwen3Config(  # q and k RMSNorms per head
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=1000,
+    ),
     "phi3": lambda: transformers.Phi3Config(  # fused qkv and gate_up matrices
         num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
         num_key_value_heads=2, vocab_size=1000, pad_token_id=0,
@@ -102,6 +106,7 @@ def test_llama_layout_model_types_count_as_hf_does(kind):
         model = transformers.AutoModelForCausalLM.from_config(config)
     spec = ArchSpec.from_hf_config(config.to_dict())
     assert spec.family == "llama" and spec.qkv_bias == (kind == "qwen2")
+    assert spec.qk_norm == (kind == "qwen3")
     assert spec.param_count == model.num_parameters(), kind
     layer = model.model.layers[0]
     assert spec.layer_param_count == sum(p.numel() for p in layer.parameters()), kind
@@ -116,6 +121,7 @@ def test_a_head_dim_apart_from_hidden_over_heads_is_refused():
                                       num_attention_heads=4, head_dim=32, vocab_size=100)  # fmt: skip
     with pytest.raises(ValueError, match="head_dim == hidden_size // num_attention_heads"):
         ArchSpec.from_hf_config(config.to_dict())
-    with pytest.raises(ValueError, match="qkv_bias"):
-        ArchSpec(layers=1, hidden=64, ffn=64, heads=4, kv_heads=4, vocab=10,
-                 tied_embeddings=True, family="opt", qkv_bias=True)  # fmt: skip
+    for flag in ("qkv_bias", "qk_norm"):
+        with pytest.raises(ValueError, match=flag):
+            ArchSpec(layers=1, hidden=64, ffn=64, heads=4, kv_heads=4, vocab=10,
+                     tied_embeddings=True, family="opt", **{flag: True})  # fmt: skip
