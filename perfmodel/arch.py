@@ -68,6 +68,10 @@ class ArchSpec:
     qk_norm : bool
         RMSNorm weights of head_dim on the queries and on the keys of each layer (Qwen3),
         family "llama" only.
+    head_size : int, optional
+        Width of one attention head where it is not ``hidden / heads`` (Qwen3-0.6B: 128 at
+        hidden 1024 and 16 heads; gemma-7b: 256), family "llama" only; None (the default)
+        derives it. ``head_dim`` is the width in use either way.
     name : str, optional
         Display name, e.g. the preset's.
     source : str, optional
@@ -97,6 +101,7 @@ class ArchSpec:
     source: str | None = None
     qkv_bias: bool = False
     qk_norm: bool = False
+    head_size: int | None = None
     head_dim: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -119,7 +124,17 @@ class ArchSpec:
                 )
         if self.family not in FAMILIES:
             raise ValueError(f"`family in {FAMILIES}` must hold, but got family={self.family!r}.")
-        if self.hidden % self.heads:
+        size = self.head_size
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+                raise ValueError(
+                    f"`head_size` must be an integer >= 1, but got head_size={size!r}."
+                )
+            if self.family != "llama":
+                raise ValueError(
+                    f"`head_size` must be None unless family='llama', but got family={self.family!r}."
+                )
+        elif self.hidden % self.heads:
             raise ValueError(
                 "`hidden % heads == 0` must hold, but got "
                 f"hidden={self.hidden} and heads={self.heads}."
@@ -137,19 +152,21 @@ class ArchSpec:
         bpp = self.bytes_per_param
         if isinstance(bpp, bool) or not isinstance(bpp, int | float) or not 0 < bpp < float("inf"):
             raise ValueError(f"`bytes_per_param > 0` must hold, but got bytes_per_param={bpp!r}.")
-        object.__setattr__(self, "head_dim", self.hidden // self.heads)
+        object.__setattr__(self, "head_dim", int(size) if size else self.hidden // self.heads)
 
     # --- parameter counts -------------------------------------------------------------------------
 
     @property
     def layer_param_count(self) -> int:
         """Parameters of one decoder layer (attention, MLP, norms, and biases for OPT)."""
-        h, kv = self.hidden, self.kv_heads * self.head_dim
-        attention = 2 * h * h + 2 * h * kv  # q, o: (h, h); k, v: (h, kv_heads·head_dim)
+        h, kv, qd = self.hidden, self.kv_heads * self.head_dim, self.query_width
+        attention = (
+            2 * h * qd + 2 * h * kv
+        )  # q, o: (h, heads·head_dim); k, v: (h, kv_heads·head_dim)
         if self.family == "llama":
             mlp = 3 * h * self.ffn  # gate, up, down
             norms = 2 * h  # two RMSNorm weights
-            biases = h + 2 * kv if self.qkv_bias else 0  # q, k, v biases (Qwen2)
+            biases = qd + 2 * kv if self.qkv_bias else 0  # q, k, v biases (Qwen2)
             qk_norms = 2 * self.head_dim if self.qk_norm else 0  # q and k norms per head (Qwen3)
             return attention + mlp + norms + biases + qk_norms
         attention += 2 * h + 2 * kv  # q, k, v, out_proj biases
@@ -196,6 +213,11 @@ class ArchSpec:
         return self.layers * self.layer_param_count + self.fixed_param_count
 
     @property
+    def query_width(self) -> int:
+        """heads·head_dim: the width of the queries (``hidden`` unless ``head_size`` is set)."""
+        return self.hidden if self.head_size is None else self.heads * self.head_dim
+
+    @property
     def weight_bytes(self) -> float:
         """Bytes of all parameters at ``bytes_per_param``."""
         return self.param_count * self.bytes_per_param
@@ -212,7 +234,7 @@ class ArchSpec:
         """Weights of one layer that enter a matrix product (no norms, no biases)."""
         h, kv = self.hidden, self.kv_heads * self.head_dim
         mlp = (3 if self.family == "llama" else 2) * h * self.ffn
-        return 2 * h * h + 2 * h * kv + mlp
+        return 2 * h * self.query_width + 2 * h * kv + mlp
 
     def layer_flops_per_token(self, context: ArrayLike) -> float | NDArray:
         """FLOPs one new token costs in one layer, attending to ``context`` cached tokens.
@@ -229,8 +251,8 @@ class ArchSpec:
 
         Notes
         -----
-        2·N_matmul,layer + 4·h·n: the weight products, plus Q·Kᵀ (2·heads·head_dim·n) and the
-        weighted sum of V (same). Norms, softmax, rotary and activations are left out (O(h), not
+        2·N_matmul,layer + 4·heads·head_dim·n (4·h·n unless ``head_size`` is set): the weight
+        products, plus Q·Kᵀ (2·heads·head_dim·n) and the weighted sum of V (same). Norms, softmax, rotary and activations are left out (O(h), not
         O(h²)).
 
         References
@@ -238,7 +260,7 @@ class ArchSpec:
         Kaplan et al., "Scaling Laws for Neural Language Models", 2020, Table 1.
         """
         n = _check_context(context)
-        out = 2.0 * self.layer_matmul_params + 4.0 * self.hidden * n
+        out = 2.0 * self.layer_matmul_params + 4.0 * self.query_width * n
         return out.item() if out.ndim == 0 else out
 
     @property
@@ -310,23 +332,20 @@ class ArchSpec:
 
         ``model_type`` llama, or one with the same layout: mistral, phi3 (fused q/k/v and
         gate/up matrices, the same parameters), gemma (tied embeddings by default), qwen2 (with
-        ``qkv_bias``), qwen3 (with ``qk_norm``); or opt. A sliding window (Mistral, Qwen2) is not modelled: the attention
-        terms count every cached token.
+        ``qkv_bias``), qwen3 (with ``qk_norm``); or opt. A ``head_dim`` other than hidden /
+        heads becomes ``head_size``. A sliding window (Mistral, Qwen2) is not modelled: the
+        attention terms count every cached token.
 
         Raises ``ValueError`` for other model types and for options the spec does not model
-        (attention or MLP biases in llama, a head_dim other than hidden/heads, OPT's
-        ``word_embed_proj_dim != hidden``, OPT without the final LayerNorm).
+        (attention or MLP biases in llama, OPT's ``word_embed_proj_dim != hidden``, OPT without
+        the final LayerNorm).
         """
         kind = config.get("model_type")
         if kind in _LLAMA_LAYOUT:
             hidden, heads = config["hidden_size"], config["num_attention_heads"]
             head_dim = config.get("head_dim", 256 if kind == "gemma" else None)
-            if head_dim not in (None, hidden // heads):
-                raise ValueError(
-                    "`head_dim == hidden_size // num_attention_heads` must hold, but got "
-                    f"head_dim={head_dim} with hidden_size={hidden} and "
-                    f"num_attention_heads={heads}."
-                )
+            derived = hidden // heads if hidden % heads == 0 else None
+            head_size = None if head_dim in (None, derived) else int(head_dim)
             for flag in ("attention_bias", "mlp_bias"):
                 if config.get(flag):
                     raise ValueError(
@@ -347,6 +366,7 @@ class ArchSpec:
                 source=source,
                 qkv_bias=kind == "qwen2",
                 qk_norm=kind == "qwen3",
+                head_size=head_size,
             )
         if kind == "opt":
             hidden = config["hidden_size"]

@@ -49,16 +49,19 @@ PAIR_SCALE = 0.35
 
 
 def layer_gemms(
-    *, hidden: int, ffn: int, heads: int, kv_heads: int, opt: bool
+    *, hidden: int, ffn: int, heads: int, kv_heads: int, opt: bool, head_dim: int | None = None
 ) -> list[tuple[int, int]]:
     """(k, n) of each linear layer of one decoder layer, one entry per product run.
 
-    Llama: q, k, v and o projections (k and v are ``kv_heads · head_dim`` wide), gate and up
-    (hidden → ffn) and down (ffn → hidden). OPT: the same attention products and fc1, fc2.
+    Llama: q, k, v and o projections (q and o are ``heads · head_dim`` wide, k and v
+    ``kv_heads · head_dim``; head_dim is hidden / heads unless given), gate and up (hidden →
+    ffn) and down (ffn → hidden). OPT: the same attention products and fc1, fc2.
     """
     h, f = int(hidden), int(ffn)
-    kv = int(kv_heads) * (h // int(heads))
-    attention = [(h, h), (h, kv), (h, kv), (h, h)]
+    hd = h // int(heads) if head_dim is None else int(head_dim)
+    qd = h if head_dim is None else int(heads) * hd
+    kv = int(kv_heads) * hd
+    attention = [(h, qd), (h, kv), (h, kv), (qd, h)]
     mlp = [(h, f), (f, h)] if opt else [(h, f), (h, f), (f, h)]
     return attention + mlp
 
@@ -69,10 +72,21 @@ def head_gemm(*, hidden: int, vocab: int) -> tuple[int, int]:
 
 
 def model_gemms(
-    *, hidden: int, ffn: int, heads: int, kv_heads: int, vocab: int, opt: bool
+    *,
+    hidden: int,
+    ffn: int,
+    heads: int,
+    kv_heads: int,
+    vocab: int,
+    opt: bool,
+    head_dim: int | None = None,
 ) -> list[tuple[int, int]]:
     """Distinct (k, n) of a model's layer and head products, sorted."""
-    pairs = set(layer_gemms(hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv_heads, opt=opt))
+    pairs = set(
+        layer_gemms(
+            hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv_heads, opt=opt, head_dim=head_dim
+        )
+    )
     pairs.add(head_gemm(hidden=hidden, vocab=vocab))
     return sorted(pairs)
 
@@ -235,10 +249,20 @@ class GemmTable:
         return (np.exp(w @ log_per_elem) * k * n).reshape(m.shape)
 
     def layer_ms(
-        self, m: ArrayLike, *, hidden: int, ffn: int, heads: int, kv_heads: int, opt: bool
+        self,
+        m: ArrayLike,
+        *,
+        hidden: int,
+        ffn: int,
+        heads: int,
+        kv_heads: int,
+        opt: bool,
+        head_dim: int | None = None,
     ) -> float | NDArray:
         """Sum of one decoder layer's products over ``m`` rows (:func:`layer_gemms`)."""
-        pairs = layer_gemms(hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv_heads, opt=opt)
+        pairs = layer_gemms(
+            hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv_heads, opt=opt, head_dim=head_dim
+        )
         return sum(np.asarray(self.ms(m, k, n)) for k, n in pairs)
 
     def head_ms(self, m: ArrayLike, *, hidden: int, vocab: int) -> float | NDArray:

@@ -86,18 +86,26 @@ def load_profile_rows(
 
 
 def describable(frame: pd.DataFrame) -> pd.Series:
-    """Which rows have a shape :class:`~perfmodel.arch.ArchSpec` describes: any Llama-layout
-    shape, and two-matrix-MLP shapes with as many key/value heads as heads (OPT's layout).
+    """Which rows have a shape the latency model describes: any Llama-layout shape, and
+    two-matrix-MLP shapes with as many key/value heads as heads (OPT's layout); in both, a head
+    width of hidden / heads (an empty ``head_dim``, in rows written before the column, is that).
 
     A profile of a two-matrix-MLP model with grouped- or multi-query attention (Falcon-7B,
-    GPT-BigCode) is a valid profile but no shape the latency model can fit or predict, so the
-    readers of a profile folder (:func:`load_profile_rows`, the report's latency figures) leave
-    such a model's file out rather than fail on the whole folder.
+    GPT-BigCode), or of a model with its own head width (Qwen3-0.6B, gemma-7b), is a valid
+    profile but no shape the latency model's shape key holds, so the readers of a profile
+    folder (:func:`load_profile_rows`, the report's latency figures) leave such a model's file
+    out rather than fail on the whole folder or fit it as another shape. (An ArchSpec with its
+    own ``head_size`` is predicted from the fitted terms.)
     """
     family = frame["family"].astype(str)
     heads = pd.to_numeric(frame["heads"], errors="coerce")
     kv = pd.to_numeric(frame["kv_heads"], errors="coerce")
-    return (family == "llama") | ((family == "opt") & (kv == heads))
+    ok = (family == "llama") | ((family == "opt") & (kv == heads))
+    if "head_dim" in frame.columns:
+        hd = pd.to_numeric(frame["head_dim"], errors="coerce")
+        hidden = pd.to_numeric(frame["hidden"], errors="coerce")
+        ok &= hd.isna() | (hd * heads == hidden)
+    return ok
 
 
 def read_profile_csv(path: str | os.PathLike[str], required: Iterable[str]) -> pd.DataFrame:

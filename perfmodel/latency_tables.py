@@ -213,7 +213,7 @@ def _shape_coords(arch: ArchSpec) -> tuple[float, float, float]:
     together; the layer part's in the third (GEMM efficiency changes with the matrix size)."""
     layer = _layer_matmul_params(
         float(arch.hidden), float(arch.ffn), float(arch.heads), float(arch.kv_heads),
-        arch.family == "opt",
+        arch.family == "opt", arch.head_size,
     )  # fmt: skip
     return float(np.log(arch.vocab)), float(np.log(arch.hidden)), float(np.log(layer))
 
@@ -404,7 +404,9 @@ def _ratio(num: NDArray, den: NDArray) -> NDArray:
 
 def _key(x: ArchSpec | tuple) -> tuple:
     if isinstance(x, ArchSpec):
-        return (x.family, x.hidden, x.ffn, x.heads, x.kv_heads, x.vocab, bool(x.tied_embeddings))
+        key = (x.family, x.hidden, x.ffn, x.heads, x.kv_heads, x.vocab, bool(x.tied_embeddings))
+        # profile rows hold no head width: a spec with its own never takes a profiled table
+        return key if x.head_size is None else (*key, ("head_size", x.head_size))
     return (str(x[0]), *map(int, x[1:6]), bool(x[6]))
 
 

@@ -59,9 +59,11 @@ def _ramps(m: NDArray) -> list[NDArray]:
 # --- features -----------------------------------------------------------------------------------
 
 
-def _layer_matmul_params(h, ffn, heads, kv, opt):
-    head_dim = h / heads
-    return 2 * h * h + 2 * h * kv * head_dim + np.where(opt, 2.0, 3.0) * h * ffn
+def _layer_matmul_params(h, ffn, heads, kv, opt, head_dim=None):
+    """q, k, v, o and MLP weights; head_dim None means hidden / heads (the profiles' shapes)."""
+    if head_dim is None:
+        return 2 * h * h + 2 * h * kv * (h / heads) + np.where(opt, 2.0, 3.0) * h * ffn
+    return 2 * h * heads * head_dim + 2 * h * kv * head_dim + np.where(opt, 2.0, 3.0) * h * ffn
 
 
 def layer_terms(
@@ -77,6 +79,7 @@ def layer_terms(
     bytes_per_param,
     flops_per_byte,
     gemm_ms=0.0,
+    head_dim=None,
 ) -> NDArray:
     """Per-layer regressors, shape (..., len(LAYER_TERMS)); units bytes, FLOPs or counts.
 
@@ -93,7 +96,8 @@ def layer_terms(
     the whole cost at m = 1); matmul_flops_<segment> = 2·N·(tokens beyond the first that fall in
     the segment of :data:`M_KNOTS`); roofline_max = max(weight_bytes + kv_bytes,
     (2·N·m + attention_flops) / flops_per_byte) (bytes-equivalent);
-    kv_bytes = b·(n + q)·2·kv_heads·head_dim·B; attention_flops = 4·b·q·(n + q)·h;
+    kv_bytes = b·(n + q)·2·kv_heads·head_dim·B; attention_flops = 4·b·q·(n + q)·heads·head_dim
+    (head_dim = h / heads unless ``head_dim`` is given: a spec's ``head_size``);
     token_traffic = b·q·(h + ffn) (activations, norms, element-wise work); width = h + ffn (a
     per-layer cost that grows with the width but not with the tokens: small-GEMV inefficiency,
     norm and bias vectors; it halved the held-out error of the smallest and largest CPU drafts);
@@ -105,10 +109,11 @@ def layer_terms(
     b, n, q = (np.asarray(x, float) for x in (batch, context, query))
     opt = np.asarray(opt, bool)
     B = np.asarray(bytes_per_param, float)
-    params = _layer_matmul_params(h, f, a, kv, opt)
+    params = _layer_matmul_params(h, f, a, kv, opt, head_dim)
     weight_bytes = params * B
-    kv_bytes = b * (n + q) * 2 * kv * (h / a) * B
-    attention = 4 * b * q * (n + q) * h
+    hd = h / a if head_dim is None else np.asarray(head_dim, float)
+    kv_bytes = b * (n + q) * 2 * kv * hd * B
+    attention = 4 * b * q * (n + q) * (h if head_dim is None else a * hd)
     roof = np.maximum(weight_bytes + kv_bytes, (2 * b * q * params + attention) / flops_per_byte)
     ramps = [2 * params * r for r in _ramps(b * q)]
     terms = np.broadcast_arrays(
@@ -152,6 +157,7 @@ def _arch_arrays(arch: ArchSpec) -> dict[str, object]:
         "heads": arch.heads,
         "kv_heads": arch.kv_heads,
         "opt": arch.family == "opt",
+        "head_dim": arch.head_size,
     }
 
 
@@ -173,7 +179,17 @@ def _out(arr: NDArray) -> float | NDArray:
 
 
 def gemm_features(
-    gemm: GemmTable | None, *, hidden, ffn, heads, kv_heads, opt, vocab, batch, query
+    gemm: GemmTable | None,
+    *,
+    hidden,
+    ffn,
+    heads,
+    kv_heads,
+    opt,
+    vocab,
+    batch,
+    query,
+    head_dim=None,
 ) -> tuple[NDArray, NDArray]:
     """(gemm_ms, head_gemm_ms) of each row: a layer's and the head's products at m = b·q rows.
 
@@ -193,7 +209,9 @@ def gemm_features(
     for shape in np.unique(shapes, axis=0):
         sel = (shapes == shape).all(axis=1)
         h, f, a, kv, o, v = (int(x) for x in shape)
-        layer[sel] = gemm.layer_ms(m[sel], hidden=h, ffn=f, heads=a, kv_heads=kv, opt=bool(o))
+        layer[sel] = gemm.layer_ms(
+            m[sel], hidden=h, ffn=f, heads=a, kv_heads=kv, opt=bool(o), head_dim=head_dim
+        )
         head[sel] = gemm.head_ms(m[sel], hidden=h, vocab=v)
     return layer.reshape(b.shape), head.reshape(b.shape)
 

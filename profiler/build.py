@@ -223,8 +223,9 @@ def arch_fields(config: Any) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``layers, hidden, ffn, heads, kv_heads, vocab`` (counts), ``family`` (``"llama"`` for a
-        gated MLP, ``"opt"`` for a two-matrix MLP), ``tied`` (bool), ``model_type`` (HF's).
+        ``layers, hidden, ffn, heads, kv_heads, head_dim, vocab`` (counts; head_dim is the
+        config's where it names one, else hidden / heads), ``family`` (``"llama"`` for a gated
+        MLP, ``"opt"`` for a two-matrix MLP), ``tied`` (bool), ``model_type`` (HF's).
 
     Raises
     ------
@@ -258,6 +259,7 @@ def arch_fields(config: Any) -> dict[str, Any]:
         "ffn": int(ffn),
         "heads": heads,
         "kv_heads": int(kv),
+        "head_dim": int(getattr(config, "head_dim", None) or hidden // heads),
         "vocab": int(config.vocab_size),
         "family": "opt" if model_type in _TWO_MATRIX_MLP else "llama",
         "tied": bool(getattr(config, "tie_word_embeddings", False)),

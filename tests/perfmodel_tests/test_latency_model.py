@@ -345,3 +345,29 @@ def test_relative_depth_fit_weighs_shallow_rows_as_much_as_deep_ones():
     assert worst["relative"] < 0.7 * worst["absolute"], worst
     with pytest.raises(ValueError, match="depth_fit"):
         LatencyModel.fit(rows, flops_per_byte=10.0, depth_fit="weighted")
+
+
+def test_a_spec_with_its_own_head_width_gets_its_terms_and_no_profiled_table(model):
+    # Qwen3-0.6B-like: 16 heads of 128 at hidden 1024 (not 64): q/o are 2048 wide, the KV
+    # cache twice that of the derived width; the profile rows hold no head width, so such a
+    # spec is predicted from the terms, never from the table of the same hidden/heads
+    from perfmodel.gemm_table import layer_gemms
+    from perfmodel.latency_tables import _key
+
+    kw = {"batch": 1, "context": 512, "query": 1, "bytes_per_param": 2.0, "flops_per_byte": 1.0}
+    shape = {"hidden": 1024, "ffn": 3072, "heads": 16, "kv_heads": 8, "opt": False}
+    derived, own = layer_terms(**shape, **kw), layer_terms(**shape, **kw, head_dim=128)
+    assert np.array_equal(derived, layer_terms(**shape, **kw, head_dim=None))
+    names = list(LAYER_TERMS)
+    spec = ArchSpec(layers=1, hidden=1024, ffn=3072, heads=16, kv_heads=8, vocab=1000,
+                    tied_embeddings=True, family="llama", head_size=128)  # fmt: skip
+    assert own[names.index("weight_bytes")] == spec.layer_matmul_params * 2.0
+    assert own[names.index("kv_bytes")] == 2 * derived[names.index("kv_bytes")]
+    assert own[names.index("attention_flops")] == 2 * derived[names.index("attention_flops")]
+    assert layer_gemms(**shape, head_dim=128)[:4] == [(1024, 2048), (1024, 1024), (1024, 1024),
+                                                     (2048, 1024)]  # fmt: skip
+    w1024 = _arch(1024)
+    assert model.is_profiled(w1024) and not model.is_profiled(w1024.replace(head_size=128))
+    assert _key(w1024.replace(head_size=128)) != _key(w1024)
+    wide = model.latency_fn(w1024.replace(head_size=128))(1, 512, 1)
+    assert wide > model.latency_fn(w1024)(1, 512, 1)

@@ -99,29 +99,60 @@ LLAMA_LAYOUTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", sorted(LLAMA_LAYOUTS))
-def test_llama_layout_model_types_count_as_hf_does(kind):
-    config = LLAMA_LAYOUTS[kind]()
+def _spec_counting_as_hf(config) -> ArchSpec:
+    """The spec of ``config``, checked to count the whole model and one layer as HF does."""
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(config)
     spec = ArchSpec.from_hf_config(config.to_dict())
-    assert spec.family == "llama" and spec.qkv_bias == (kind == "qwen2")
-    assert spec.qk_norm == (kind == "qwen3")
-    assert spec.param_count == model.num_parameters(), kind
+    assert spec.param_count == model.num_parameters(), config.model_type
     layer = model.model.layers[0]
-    assert spec.layer_param_count == sum(p.numel() for p in layer.parameters()), kind
+    assert spec.layer_param_count == sum(p.numel() for p in layer.parameters())
+    return spec
+
+
+@pytest.mark.parametrize("kind", sorted(LLAMA_LAYOUTS))
+def test_llama_layout_model_types_count_as_hf_does(kind):
+    config = LLAMA_LAYOUTS[kind]()
+    spec = _spec_counting_as_hf(config)
+    assert spec.family == "llama" and spec.qkv_bias == (kind == "qwen2")
+    assert spec.qk_norm == (kind == "qwen3") and spec.head_size is None
     # a config.json without tie_word_embeddings: the class's default (True for Gemma)
     raw = {k: v for k, v in config.to_dict().items() if k != "tie_word_embeddings"}
     default = type(config)().tie_word_embeddings
     assert ArchSpec.from_hf_config(raw).tied_embeddings == default == (kind == "gemma")
 
 
-def test_a_head_dim_apart_from_hidden_over_heads_is_refused():
-    config = transformers.GemmaConfig(num_hidden_layers=1, hidden_size=96, intermediate_size=128,
-                                      num_attention_heads=4, head_dim=32, vocab_size=100)  # fmt: skip
-    with pytest.raises(ValueError, match="head_dim == hidden_size // num_attention_heads"):
-        ArchSpec.from_hf_config(config.to_dict())
-    for flag in ("qkv_bias", "qk_norm"):
+HEAD_DIM_APART = {
+    # head_dim other than hidden / heads: Qwen3-0.6B (1024 / 16 heads of 128), gemma-7b,
+    # Mistral-Nemo, here at small sizes
+    "qwen3": lambda: transformers.Qwen3Config(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, vocab_size=1000,
+    ),
+    "gemma": lambda: transformers.GemmaConfig(
+        num_hidden_layers=1, hidden_size=96, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=4, head_dim=32, vocab_size=100,
+    ),
+    "mistral": lambda: transformers.MistralConfig(
+        num_hidden_layers=2, hidden_size=80, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, vocab_size=1000,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(HEAD_DIM_APART))
+def test_a_head_dim_apart_from_hidden_over_heads_counts_as_hf_does(kind):
+    config = HEAD_DIM_APART[kind]()
+    spec = _spec_counting_as_hf(config)
+    assert spec.head_size == spec.head_dim == 32 and spec.query_width == 4 * 32
+    assert spec.kv_cache_bytes_per_token == 2 * spec.layers * spec.kv_heads * 32 * 2.0
+    # a head_dim equal to hidden / heads is the derived one: the same spec as without it
+    plain = config.to_dict() | {"head_dim": config.hidden_size // config.num_attention_heads}
+    assert ArchSpec.from_hf_config(plain).head_size is None
+
+
+def test_options_other_families_do_not_have_are_refused():
+    for flag, value in (("qkv_bias", True), ("qk_norm", True), ("head_size", 16)):
         with pytest.raises(ValueError, match=flag):
             ArchSpec(layers=1, hidden=64, ffn=64, heads=4, kv_heads=4, vocab=10,
-                     tied_embeddings=True, family="opt", **{flag: True})  # fmt: skip
+                     tied_embeddings=True, family="opt", **{flag: value})  # fmt: skip

@@ -380,3 +380,27 @@ def test_sliding_window_layers_profile_past_their_window(context, query, tmp_pat
     finally:
         timer.close()
     assert all(len(r.samples_ms) == 3 for r in res.values())
+
+
+def test_rows_record_the_head_width_and_the_latency_model_leaves_an_own_one_out(tmp_path):
+    # Qwen3-0.6B-like: heads of 32 at hidden 64 and 4 heads (not 16); its rows say so, and a
+    # folder holding it beside an older profile (no head_dim column) loads the older one only
+    from transformers import Qwen3Config
+
+    from perfmodel.latency_profiles import describable, load_profile_rows
+
+    Qwen3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=32, vocab_size=128).save_pretrained(tmp_path / "q")  # fmt: skip
+    grid = ProfileGrid(batch=(1,), context=(8,), query=(1,), depths=(1, 2))
+    prof = profile_model(resolve_model(str(tmp_path / "q")), grid=grid, measure=SyntheticTimer())
+    assert set(prof.rows["head_dim"]) == {32} and set(prof.fits["head_dim"]) == {32}
+    assert not describable(prof.rows).any()
+    llama = resolve_model("llama-7b", overrides={"layers": 2, "hidden": 256, "heads": 4})
+    plain = profile_model(llama, grid=grid, measure=SyntheticTimer())
+    assert set(plain.rows["head_dim"]) == {64} and describable(plain.rows).all()
+    folder = tmp_path / "profiles"
+    write_profile(prof, folder)
+    old = pd.read_csv(REPO / "data" / "profiles" / "cpu-epyc-1c" / "zoo-target.csv")
+    assert "head_dim" not in old.columns  # written before the column
+    old.to_csv(folder / "zoo-target.csv", index=False)
+    assert set(load_profile_rows(folder)["model"]) == {"zoo-target"}
