@@ -289,7 +289,7 @@ def _run_gemm(
         )
     pairs = model_gemms(
         hidden=arch.hidden, ffn=arch.ffn, heads=arch.heads, kv_heads=arch.kv_heads,
-        vocab=arch.vocab, opt=arch.family == "opt",
+        vocab=arch.vocab, opt=arch.family == "opt", head_dim=arch.head_size,
     )  # fmt: skip
     m_values = sorted({b * q for b in grid.batch for q in grid.query})
     with tqdm(total=len(pairs), desc=f"{recipe.name} GEMMs", unit="product", leave=False) as bar:

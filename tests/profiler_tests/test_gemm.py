@@ -134,3 +134,18 @@ def test_pooling_treats_two_missing_settings_as_equal_and_numbers_as_numbers():
     with pytest.raises(ValueError, match="different torch_version: the earlier row of p in f"):
         refuse_other_settings(prev, {"torch_version": "2.12"}, ("torch_version",), point="p",
                               where=" in f")  # fmt: skip
+
+
+def test_cli_profile_gemm_times_a_head_width_of_its_own(tmp_path, capsys, one_thread):
+    # Qwen3-0.6B-like: 4 heads of 32 at hidden 64, so q and o are 64 -> 128 and 128 -> 64
+    from transformers import Qwen3Config
+
+    Qwen3Config(hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=32, vocab_size=100).save_pretrained(tmp_path / "q")  # fmt: skip
+    argv = ["profile", "--model", str(tmp_path / "q"), "--gemm", "--batch", "1", "--query", "1",
+            "--repeats", "1", "--no-write", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # q (64 -> 128), k and v (64 -> 64), o (128 -> 64), gate/up (64 -> 96), down (96 -> 64), head
+    assert sorted(map(tuple, result["products"])) == [(64, 64), (64, 96), (64, 100), (64, 128),
+                                                      (96, 64), (128, 64)]  # fmt: skip
