@@ -132,7 +132,8 @@ class ArchSpec:
                 )
             if self.family != "llama":
                 raise ValueError(
-                    f"`head_size` must be None unless family='llama', but got family={self.family!r}."
+                    "`head_size` must be None unless family='llama', but got "
+                    f"family={self.family!r}."
                 )
         elif self.hidden % self.heads:
             raise ValueError(
@@ -160,9 +161,8 @@ class ArchSpec:
     def layer_param_count(self) -> int:
         """Parameters of one decoder layer (attention, MLP, norms, and biases for OPT)."""
         h, kv, qd = self.hidden, self.kv_heads * self.head_dim, self.query_width
-        attention = (
-            2 * h * qd + 2 * h * kv
-        )  # q, o: (h, heads·head_dim); k, v: (h, kv_heads·head_dim)
+        # q, o: (h, heads·head_dim); k, v: (h, kv_heads·head_dim)
+        attention = 2 * h * qd + 2 * h * kv
         if self.family == "llama":
             mlp = 3 * h * self.ffn  # gate, up, down
             norms = 2 * h  # two RMSNorm weights
@@ -252,8 +252,8 @@ class ArchSpec:
         Notes
         -----
         2·N_matmul,layer + 4·heads·head_dim·n (4·h·n unless ``head_size`` is set): the weight
-        products, plus Q·Kᵀ (2·heads·head_dim·n) and the weighted sum of V (same). Norms, softmax, rotary and activations are left out (O(h), not
-        O(h²)).
+        products, plus Q·Kᵀ (2·heads·head_dim·n) and the weighted sum of V (same). Norms,
+        softmax, rotary and activations are left out (O(h), not O(h²)).
 
         References
         ----------
