@@ -114,34 +114,25 @@ class KVStream:
             kv_valid = torch.cat([self.valid, new_valid], dim=1)  # (batch, columns + q)
             if self.mask_2d:
                 kwargs["attention_mask"] = kv_valid.long()
-                self.holes = True
-                return self._run(tokens, new_valid, kwargs, logits_to_keep)
-            past = self.columns
-            col = torch.arange(past + q, device=tokens.device)
-            query_col = col[past:, None]  # (q, 1)
-            # causal over columns, restricted to valid columns; a query always sees itself so
-            # that a padding query's softmax has something to normalise (its output is unused).
-            allowed = (col[None, :] <= query_col) & (kv_valid[:, None, :] | (col == query_col))
-            mask = allowed[:, None]  # (batch, 1, q, columns + q)
-            if not self.bool_mask:
-                dtype = self.model.dtype
-                zero = torch.zeros((), dtype=dtype, device=tokens.device)
-                mask = torch.where(mask, zero, torch.finfo(dtype).min)
-            kwargs["attention_mask"] = mask
-            # position of each new column = the row's valid tokens before it
-            kwargs["position_ids"] = (
-                self.n_valid[:, None] + new_valid.cumsum(dim=1) - new_valid.long()
-            )
+            else:
+                past = self.columns
+                col = torch.arange(past + q, device=tokens.device)
+                query_col = col[past:, None]  # (q, 1)
+                # causal over columns, restricted to valid columns; a query always sees itself
+                # so that a padding query's softmax has something to normalise (its output is
+                # unused).
+                allowed = (col[None, :] <= query_col) & (kv_valid[:, None, :] | (col == query_col))
+                mask = allowed[:, None]  # (batch, 1, q, columns + q)
+                if not self.bool_mask:
+                    dtype = self.model.dtype
+                    zero = torch.zeros((), dtype=dtype, device=tokens.device)
+                    mask = torch.where(mask, zero, torch.finfo(dtype).min)
+                kwargs["attention_mask"] = mask
+                # position of each new column = the row's valid tokens before it
+                kwargs["position_ids"] = (
+                    self.n_valid[:, None] + new_valid.cumsum(dim=1) - new_valid.long()
+                )
             self.holes = True
-        return self._run(tokens, new_valid, kwargs, logits_to_keep)
-
-    def _run(
-        self,
-        tokens: torch.Tensor,
-        new_valid: torch.Tensor,
-        kwargs: dict[str, object],
-        logits_to_keep: int,
-    ) -> torch.Tensor:
         out = self.model(input_ids=tokens, use_cache=True, logits_to_keep=logits_to_keep, **kwargs)
         self.valid = torch.cat([self.valid, new_valid], dim=1)
         self.n_valid = self.n_valid + new_valid.sum(dim=1)
