@@ -42,7 +42,7 @@ def space_for(
     space = SearchSpace.for_target(target)
     if space_file is not None:
         space = SearchSpace.from_file(space_file, base=space)
-    return space.with_overrides(**bounds)
+    return space.with_overrides(**bounds).check_target(target)
 
 
 def resolve_target(target: str) -> Any:

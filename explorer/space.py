@@ -218,11 +218,13 @@ class SearchSpace:
     def for_target(cls, target: ArchSpec, **overrides: Any) -> SearchSpace:
         """Defaults scaled to the target: drafts no deeper and no wider than the target.
 
-        Width moves in steps of 64 for targets up to 1024 wide (head sizes 32, 64) and in steps
-        of 64·hidden/1024 beyond (head sizes 64, 128), up to min(target width, 4096); depth runs
-        1..min(16, target layers); γ 1..8.
+        Width moves in steps of 64 for targets narrower than 2048 (head sizes 32, 64) and in
+        steps of 128·⌊hidden/2048⌋ from 2048 on (head sizes 64, 128; so 256 for a 4096-wide
+        target, 512 for 8192 and for OPT-66B's 9216), up to min(target width, 4096); depth runs
+        1..min(16, target layers); γ 1..8. Key/value groups 1 and 2, only 1 for an OPT target (no
+        grouped-query attention).
         """
-        step = 64 * max(1, target.hidden // 1024)
+        step = 64 if target.hidden < 2048 else 128 * (target.hidden // 2048)
         head_dims = (32, 64) if step == 64 else (64, 128)
         hidden_max = max(step, min(target.hidden, 4096) // step * step)
         base = cls(
@@ -232,8 +234,19 @@ class SearchSpace:
             hidden_max=hidden_max,
             hidden_step=step,
             head_dims=head_dims,
+            kv_group_sizes=(1,) if target.family == "opt" else (1, 2),
         )
         return base.with_overrides(**overrides)
+
+    def check_target(self, target: ArchSpec) -> SearchSpace:
+        """This space, after checking that every draft it holds can take the target's layout:
+        ``ValueError`` for key/value groups above 1 with an OPT-layout target."""
+        if target.family == "opt" and any(g > 1 for g in self.kv_group_sizes):
+            raise ValueError(
+                "`kv_group_sizes == [1]` must hold for a target of OPT layout (its drafts have "
+                f"no grouped-query attention), but got kv_group_sizes={list(self.kv_group_sizes)}."
+            )
+        return self
 
     def with_overrides(self, **overrides: Any) -> SearchSpace:
         """A copy with some fields replaced; ``None`` values are ignored; lists become tuples."""

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from explorer.space import DraftConfig, SearchSpace, suggest_config
-from perfmodel.presets import get_preset
+from perfmodel.presets import get_preset, preset_names
 
 from .search_support import TINY_SPACE
 
@@ -91,3 +91,36 @@ def test_draft_config_rules():
         get_preset("llama-7b")
     )
     assert arch.vocab == 32000 and arch.layers == 2 and arch.head_dim == 64
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_target_gets_a_space_whose_drafts_are_valid(name):
+    # llama-13b (5120 wide), opt-66b (9216) and every OPT preset (no grouped-query attention)
+    # once got a space that the spec or its own rules refused
+    target = get_preset(name)
+    space = SearchSpace.for_target(target).check_target(target)
+    if target.hidden >= 2048:
+        assert space.hidden_step == 128 * (target.hidden // 2048)
+        assert all(space.hidden_step % d == 0 for d in space.head_dims)
+    assert space.kv_group_sizes == ((1,) if target.family == "opt" else (1, 2))
+    grid = space.enumerate()
+    for row in grid.iloc[:: max(1, len(grid) // 40)].itertuples(index=False):
+        draft = DraftConfig(**row._asdict()).arch(target)
+        assert draft.family == target.family and draft.vocab == target.vocab
+        assert draft.hidden <= min(target.hidden, 4096) and draft.layers <= target.layers
+
+
+def test_the_width_step_of_targets_that_worked_before_is_unchanged():
+    # the Llama presets other than llama-13b (OPT presets never had a working space)
+    steps = {"llama-7b": 256, "llama-65b": 512, "llama-2-70b": 512, "tinyllama-1.1b": 128,
+             "sheared-llama-1.3b": 128, "sheared-llama-2.7b": 128}  # fmt: skip
+    assert {n: SearchSpace.for_target(get_preset(n)).hidden_step for n in steps} == steps
+
+
+def test_grouped_key_values_are_refused_for_an_opt_layout_target():
+    target = get_preset("opt-1.3b")
+    space = SearchSpace.for_target(target).with_overrides(kv_group_sizes=(1, 2))
+    with pytest.raises(ValueError, match=r"kv_group_sizes == \[1\].*OPT.*\[1, 2\]"):
+        space.check_target(target)
+    assert space.check_target(get_preset("llama-7b")) is space
+
