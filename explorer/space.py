@@ -82,7 +82,8 @@ class DraftConfig:
         return self.hidden // self.heads
 
     def arch(self, target: ArchSpec) -> ArchSpec:
-        """The draft's architecture: this shape with the target's vocabulary, family and dtype."""
+        """The draft's architecture: this shape with the target's vocabulary, layer layout
+        (family, biases, norms, position table) and dtype; its head width is hidden / heads."""
         return ArchSpec(
             layers=self.depth,
             hidden=self.hidden,
@@ -95,6 +96,10 @@ class DraftConfig:
             bytes_per_param=target.bytes_per_param,
             max_positions=target.max_positions,
             name=self.name,
+            qkv_bias=target.qkv_bias,
+            qk_norm=target.qk_norm,
+            sandwich_norms=target.sandwich_norms,
+            position_table_rows=target.position_table_rows,
         )
 
     @property
@@ -216,13 +221,14 @@ class SearchSpace:
 
     @classmethod
     def for_target(cls, target: ArchSpec, **overrides: Any) -> SearchSpace:
-        """Defaults scaled to the target: drafts no deeper and no wider than the target.
+        """Defaults scaled to the target: drafts no deeper and no wider than the target, in the
+        target's layer layout.
 
         Width moves in steps of 64 for targets narrower than 2048 (head sizes 32, 64) and in
         steps of 128·⌊hidden/2048⌋ from 2048 on (head sizes 64, 128; so 256 for a 4096-wide
         target, 512 for 8192 and for OPT-66B's 9216), up to min(target width, 4096); depth runs
-        1..min(16, target layers); γ 1..8. Key/value groups 1 and 2, only 1 for an OPT target (no
-        grouped-query attention).
+        1..min(16, target layers); γ 1..8. Key/value groups 1 and 2, only 1 for an OPT-layout
+        target (no grouped-query attention).
         """
         step = 64 if target.hidden < 2048 else 128 * (target.hidden // 2048)
         head_dims = (32, 64) if step == 64 else (64, 128)

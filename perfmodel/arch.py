@@ -4,13 +4,16 @@
 
 - ``"llama"`` (``LlamaForCausalLM``): RMSNorm, rotary positions (no position table), grouped-query
   attention without biases (or with biases on q, k and v: ``qkv_bias``, Qwen2's layout; or with
-  RMSNorms of the queries and keys per head: ``qk_norm``, Qwen3's), gated MLP (gate, up, down)
-  without biases. Mistral, Qwen2, Qwen3, Phi-3 and Gemma configs have this layout
-  (:meth:`ArchSpec.from_hf_config`).
+  RMSNorms of the queries and keys per head: ``qk_norm``, Qwen3's; or with two more RMSNorms per
+  layer, on the attention's and the MLP's outputs: ``sandwich_norms``, Gemma 2's and 3's), gated
+  MLP (gate, up, down) without biases. Mistral, Qwen2, Qwen3, Phi-3, Gemma, Gemma 2, Gemma 3
+  (text), Granite and SmolLM3 configs have this layout (:meth:`ArchSpec.from_hf_config`).
 - ``"opt"`` (``OPTForCausalLM``): pre-LayerNorm with weights and biases, a learned position table
   of ``max_positions + 2`` rows (HF's offset of 2), multi-head attention and a two-matrix MLP, all
   with biases. OPT-350m's projection of a smaller embedding (``word_embed_proj_dim``) is not
-  modelled.
+  modelled. GPT-NeoX (Pythia) and GPT-2 have the same layer parameters and differ only in the
+  position table (``position_table_rows``: none for GPT-NeoX's rotary positions,
+  ``n_positions`` rows for GPT-2); GPT-NeoX's parallel residual adds no parameter.
 """
 
 from __future__ import annotations
@@ -32,7 +35,15 @@ FAMILIES = ("llama", "opt")
 _OPT_POSITION_OFFSET = 2
 
 # Hugging Face model types with the llama layer layout (see ArchSpec.from_hf_config).
-_LLAMA_LAYOUT = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma")
+_LLAMA_LAYOUT = (
+    "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "granite",
+    "smollm3",
+)  # fmt: skip
+# ... and with the OPT layer layout (two-matrix MLP, LayerNorms, biases everywhere).
+_OPT_LAYOUT = ("opt", "gpt_neox", "gpt2")
+# Their config classes' defaults where a config.json leaves a key out.
+_TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3_text", "smollm3", "opt", "gpt2"}
+_HEAD_DIM_256 = {"gemma", "gemma2", "gemma3_text"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,12 @@ class ArchSpec:
     qk_norm : bool
         RMSNorm weights of head_dim on the queries and on the keys of each layer (Qwen3),
         family "llama" only.
+    sandwich_norms : bool
+        Two more RMSNorm weights per layer, after the attention and after the MLP (Gemma 2 and
+        3: four norms per layer), family "llama" only.
+    position_table_rows : int, optional
+        Rows of the learned position table, family "opt" only: 0 for none (GPT-NeoX), GPT-2's
+        ``n_positions``; None (the default) is OPT's ``max_positions + 2``.
     head_size : int, optional
         Width of one attention head where it is not ``hidden / heads`` (Qwen3-0.6B: 128 at
         hidden 1024 and 16 heads; gemma-7b: 256), family "llama" only; None (the default)
@@ -102,6 +119,8 @@ class ArchSpec:
     qkv_bias: bool = False
     qk_norm: bool = False
     head_size: int | None = None
+    sandwich_norms: bool = False
+    position_table_rows: int | None = None
     head_dim: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,7 +132,7 @@ class ArchSpec:
             raise ValueError(
                 f"`tied_embeddings` must be a bool, but got tied_embeddings={self.tied_embeddings!r}."
             )
-        for flag in ("qkv_bias", "qk_norm"):
+        for flag in ("qkv_bias", "qk_norm", "sandwich_norms"):
             value = getattr(self, flag)
             if not isinstance(value, bool | np.bool_):
                 raise ValueError(f"`{flag}` must be a bool, but got {flag}={value!r}.")
@@ -124,6 +143,18 @@ class ArchSpec:
                 )
         if self.family not in FAMILIES:
             raise ValueError(f"`family in {FAMILIES}` must hold, but got family={self.family!r}.")
+        rows = self.position_table_rows
+        if rows is not None:
+            if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 0:
+                raise ValueError(
+                    "`position_table_rows` must be an integer >= 0, but got "
+                    f"position_table_rows={rows!r}."
+                )
+            if self.family != "opt":
+                raise ValueError(
+                    "`position_table_rows` must be None unless family='opt' (llama has rotary "
+                    f"positions), but got family={self.family!r}."
+                )
         size = self.head_size
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
@@ -165,7 +196,7 @@ class ArchSpec:
         attention = 2 * h * qd + 2 * h * kv
         if self.family == "llama":
             mlp = 3 * h * self.ffn  # gate, up, down
-            norms = 2 * h  # two RMSNorm weights
+            norms = (4 if self.sandwich_norms else 2) * h  # RMSNorm weights
             biases = qd + 2 * kv if self.qkv_bias else 0  # q, k, v biases (Qwen2)
             qk_norms = 2 * self.head_dim if self.qk_norm else 0  # q and k norms per head (Qwen3)
             return attention + mlp + norms + biases + qk_norms
@@ -175,12 +206,19 @@ class ArchSpec:
         return attention + mlp + norms
 
     @property
+    def position_rows(self) -> int:
+        """Rows of the learned position table: ``position_table_rows``, else OPT's
+        ``max_positions + 2``; 0 for llama (rotary positions)."""
+        if self.family != "opt":
+            return 0
+        if self.position_table_rows is not None:
+            return int(self.position_table_rows)
+        return self.max_positions + _OPT_POSITION_OFFSET
+
+    @property
     def embedding_param_count(self) -> int:
-        """Input-side tables: token embeddings, plus OPT's learned position embeddings."""
-        tokens = self.vocab * self.hidden
-        if self.family == "opt":
-            return tokens + (self.max_positions + _OPT_POSITION_OFFSET) * self.hidden
-        return tokens
+        """Input-side tables: token embeddings, plus a learned position table (OPT, GPT-2)."""
+        return (self.vocab + self.position_rows) * self.hidden
 
     @property
     def final_norm_param_count(self) -> int:
@@ -332,18 +370,46 @@ class ArchSpec:
 
         ``model_type`` llama, or one with the same layout: mistral, phi3 (fused q/k/v and
         gate/up matrices, the same parameters), gemma (tied embeddings by default), qwen2 (with
-        ``qkv_bias``), qwen3 (with ``qk_norm``); or opt. A ``head_dim`` other than hidden /
-        heads becomes ``head_size``. A sliding window (Mistral, Qwen2) is not modelled: the
-        attention terms count every cached token.
+        ``qkv_bias``), qwen3 (with ``qk_norm``), gemma2 (with ``sandwich_norms``), gemma3_text
+        (with both), granite and smollm3; or opt, or one with its layer layout: gpt_neox (no
+        position table) and gpt2 (``n_positions`` rows). A ``head_dim`` other than hidden /
+        heads becomes ``head_size``. A sliding window (Mistral, Qwen2, Gemma 2 and 3) is not
+        modelled: the attention terms count every cached token. Neither is GPT-NeoX's partial
+        rotary or parallel residual, Granite's multipliers or Gemma's soft-capping (none holds
+        a parameter).
 
         Raises ``ValueError`` for other model types and for options the spec does not model
         (attention or MLP biases in llama, OPT's ``word_embed_proj_dim != hidden``, OPT without
-        the final LayerNorm).
+        the final LayerNorm, GPT-NeoX without attention biases, GPT-2 with cross-attention), and
+        for a config that lacks a key its model type needs.
         """
+        if not isinstance(config, Mapping):
+            raise ValueError(
+                f"`config is a mapping (a config.json object)` must hold, but got "
+                f"{type(config).__name__}."
+            )
+        try:
+            return cls._from_hf_config(config, name, source, bytes_per_param)
+        except KeyError as exc:
+            raise ValueError(
+                f"`a {config.get('model_type')} config names {exc.args[0]}` must hold, but "
+                "it has no such key."
+            ) from None
+
+    @classmethod
+    def _from_hf_config(
+        cls,
+        config: Mapping[str, Any],
+        name: str | None,
+        source: str | None,
+        bytes_per_param: float,
+    ) -> ArchSpec:
         kind = config.get("model_type")
+        common = {"bytes_per_param": bytes_per_param, "name": name, "source": source}
+        tied = bool(config.get("tie_word_embeddings", kind in _TIED_BY_DEFAULT))
         if kind in _LLAMA_LAYOUT:
             hidden, heads = config["hidden_size"], config["num_attention_heads"]
-            head_dim = config.get("head_dim", 256 if kind == "gemma" else None)
+            head_dim = config.get("head_dim", 256 if kind in _HEAD_DIM_256 else None)
             derived = hidden // heads if hidden % heads == 0 else None
             head_size = None if head_dim in (None, derived) else int(head_dim)
             for flag in ("attention_bias", "mlp_bias"):
@@ -358,15 +424,14 @@ class ArchSpec:
                 heads=heads,
                 kv_heads=config.get("num_key_value_heads") or heads,
                 vocab=config["vocab_size"],
-                tied_embeddings=bool(config.get("tie_word_embeddings", kind == "gemma")),
+                tied_embeddings=tied,
                 family="llama",
-                bytes_per_param=bytes_per_param,
                 max_positions=config.get("max_position_embeddings", 2048),
-                name=name,
-                source=source,
                 qkv_bias=kind == "qwen2",
-                qk_norm=kind == "qwen3",
+                qk_norm=kind in ("qwen3", "gemma3_text"),
+                sandwich_norms=kind in ("gemma2", "gemma3_text"),
                 head_size=head_size,
+                **common,
             )
         if kind == "opt":
             hidden = config["hidden_size"]
@@ -381,23 +446,44 @@ class ArchSpec:
                 raise ValueError(
                     "OPT configs without a final LayerNorm (opt-350m) are not modelled."
                 )
-            heads = config["num_attention_heads"]
+        if kind == "gpt_neox" and not config.get("attention_bias", True):
+            raise ValueError(
+                "`attention_bias` must be true for a gpt_neox ArchSpec (its layout has biases), "
+                "but got attention_bias=False."
+            )
+        if kind == "gpt2" and config.get("add_cross_attention"):
+            raise ValueError(
+                "`add_cross_attention` must be false for a gpt2 ArchSpec (a decoder only), but "
+                "got add_cross_attention=True."
+            )
+        if kind in _OPT_LAYOUT:
+            # OPT's names, GPT-NeoX's (Pythia: rotary, no position table) and GPT-2's
+            if kind == "gpt2":
+                hidden, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
+                ffn = config.get("n_inner") or 4 * hidden
+                positions = rows = config.get("n_positions", 1024)
+            else:
+                hidden, heads = config["hidden_size"], config["num_attention_heads"]
+                layers = config["num_hidden_layers"]
+                ffn = config["ffn_dim" if kind == "opt" else "intermediate_size"]
+                positions = config.get("max_position_embeddings", 2048)
+                rows = None if kind == "opt" else 0
             return cls(
-                layers=config["num_hidden_layers"],
+                layers=layers,
                 hidden=hidden,
-                ffn=config["ffn_dim"],
+                ffn=ffn,
                 heads=heads,
                 kv_heads=heads,
                 vocab=config["vocab_size"],
-                tied_embeddings=bool(config.get("tie_word_embeddings", True)),
+                tied_embeddings=tied,
                 family="opt",
-                bytes_per_param=bytes_per_param,
-                max_positions=config.get("max_position_embeddings", 2048),
-                name=name,
-                source=source,
+                max_positions=positions,
+                position_table_rows=rows,
+                **common,
             )
         raise ValueError(
-            f"`model_type in {(*_LLAMA_LAYOUT, 'opt')}` must hold, but got model_type={kind!r}."
+            f"`model_type in {(*_LLAMA_LAYOUT, *_OPT_LAYOUT)}` must hold, but got "
+            f"model_type={kind!r}."
         )
 
 

@@ -405,8 +405,18 @@ def _ratio(num: NDArray, den: NDArray) -> NDArray:
 def _key(x: ArchSpec | tuple) -> tuple:
     if isinstance(x, ArchSpec):
         key = (x.family, x.hidden, x.ffn, x.heads, x.kv_heads, x.vocab, bool(x.tied_embeddings))
-        # profile rows hold no head width: a spec with its own never takes a profiled table
-        return key if x.head_size is None else (*key, ("head_size", x.head_size))
+        # profile rows hold no head width and no layout detail: a spec with its own head width,
+        # Gemma 2's extra norms or a position table other than OPT's never takes a profiled table
+        extra = [
+            (name, value)
+            for name, value in (
+                ("head_size", x.head_size),
+                ("sandwich_norms", x.sandwich_norms or None),
+                ("position_table_rows", x.position_table_rows),
+            )
+            if value is not None
+        ]
+        return (*key, *extra)
     return (str(x[0]), *map(int, x[1:6]), bool(x[6]))
 
 

@@ -54,8 +54,8 @@ def _layer_parts(arch: ArchSpec, b: NDArray, n: NDArray, q: NDArray) -> tuple[ND
 
 def _fixed_parts(arch: ArchSpec, b: NDArray, q: NDArray) -> tuple[NDArray, NDArray]:
     # The LM head reads its whole vocab x hidden matrix (tied or not); the input tables are only
-    # gathered, b·q rows each (two tables for OPT: tokens and positions).
-    tables = 2 if arch.family == "opt" else 1
+    # gathered, b·q rows each (two tables for OPT and GPT-2: tokens and positions).
+    tables = 2 if arch.position_rows else 1
     params_read = arch.vocab * arch.hidden + arch.final_norm_param_count
     bytes_ = (params_read + tables * b * q * arch.hidden) * arch.bytes_per_param
     flops = b * q * arch.fixed_flops_per_token

@@ -226,3 +226,30 @@ def test_llama_layout_configs_as_target_and_draft(capsys, tmp_path):
     assert draft.qkv_bias and out["speedup"] > 1
     bound = roofline(draft, get_hardware("H200"), batch=1, context=0, query=1)["lower_bound_ms"]
     assert out["draft_ms"] >= bound > 0
+
+
+def test_pythia_and_gpt2_configs_as_target_and_draft(capsys, tmp_path):
+    # the usual Pythia pair (6.9b verified by 160m, config.json only) and a GPT-2 pair; with a
+    # device profile the latency model predicts both models from its terms
+    from transformers import GPT2Config, GPTNeoXConfig
+
+    from perfmodel import ArchSpec
+
+    GPTNeoXConfig(num_hidden_layers=32, hidden_size=4096, intermediate_size=16384,
+                  num_attention_heads=32, vocab_size=50432,
+                  rotary_pct=0.25).save_pretrained(tmp_path / "pythia-6.9b")  # fmt: skip
+    GPTNeoXConfig(num_hidden_layers=12, hidden_size=768, intermediate_size=3072,
+                  num_attention_heads=12, vocab_size=50304,
+                  rotary_pct=0.25).save_pretrained(tmp_path / "pythia-160m")  # fmt: skip
+    GPT2Config(n_layer=48, n_embd=1600, n_head=25).save_pretrained(tmp_path / "gpt2-xl")
+    GPT2Config().save_pretrained(tmp_path / "gpt2")
+    for target, draft in (("pythia-6.9b", "pythia-160m"), ("gpt2-xl", "gpt2")):
+        spec = ArchSpec.from_hf_config(json.loads((tmp_path / target / "config.json").read_text()))
+        assert spec.family == "opt"
+        argv = ["predict", "--alpha", "0.7", "--gamma", "4", "--target", str(tmp_path / target),
+                "--draft", str(tmp_path / draft)]  # fmt: skip
+        roof = _json(capsys, argv + ["--hardware", "H200"])
+        fitted = _json(capsys, argv + ["--device-profile", PROFILE_DIR])
+        for out in (roof, fitted):
+            assert 0 < out["draft_ms"] < out["verify_ms"] and out["speedup"] > 0, (target, out)
+        assert fitted["verify_ms"] > 10 * roof["verify_ms"]  # a CPU, not an H200

@@ -124,3 +124,17 @@ def test_grouped_key_values_are_refused_for_an_opt_layout_target():
         space.check_target(target)
     assert space.check_target(get_preset("llama-7b")) is space
 
+
+def test_a_draft_takes_the_targets_layer_layout_but_its_own_head_width():
+    from perfmodel import ArchSpec
+
+    gemma2 = ArchSpec(layers=26, hidden=2304, ffn=9216, heads=8, kv_heads=4, vocab=256000,
+                      tied_embeddings=True, family="llama", head_size=256, qk_norm=True,
+                      sandwich_norms=True)  # fmt: skip
+    draft = DraftConfig(depth=2, hidden=512, ffn=1408, heads=8, kv_heads=4, gamma=3).arch(gemma2)
+    assert draft.sandwich_norms and draft.qk_norm and not draft.qkv_bias
+    assert draft.head_size is None and draft.head_dim == 64
+    neox = ArchSpec(layers=32, hidden=4096, ffn=16384, heads=32, kv_heads=32, vocab=50432,
+                    tied_embeddings=False, family="opt", position_table_rows=0)  # fmt: skip
+    draft = DraftConfig(depth=2, hidden=512, ffn=2048, heads=8, kv_heads=8, gamma=3).arch(neox)
+    assert draft.position_rows == 0 and draft.family == "opt"

@@ -83,7 +83,14 @@ def test_from_hf_config():
     }
     assert ArchSpec.from_hf_config(llama).param_count == get_preset("llama-7b").param_count
     with pytest.raises(ValueError, match="model_type"):
-        ArchSpec.from_hf_config({"model_type": "gpt2"})
+        ArchSpec.from_hf_config({"model_type": "bloom"})
+    # a key the model type needs, missing: the rule and the key, not a KeyError
+    for kind, key in (("llama", "hidden_size"), ("gpt2", "n_embd"), ("opt", "hidden_size")):
+        partial = {k: v for k, v in llama.items() if k != "hidden_size"} | {"model_type": kind}
+        with pytest.raises(ValueError, match=f"a {kind} config names {key}` must hold"):
+            ArchSpec.from_hf_config(partial)
+    with pytest.raises(ValueError, match="mapping"):
+        ArchSpec.from_hf_config([llama])
     with pytest.raises(ValueError, match="attention_bias"):
         ArchSpec.from_hf_config(dict(llama, attention_bias=True))
 

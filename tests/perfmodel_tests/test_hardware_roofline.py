@@ -81,6 +81,17 @@ def test_roofline_parts_add_up():
     assert layer["bytes"] == pytest.approx(arch.layer_param_count * 2.0 + kv)
 
 
+def test_the_fixed_part_gathers_a_position_row_only_where_there_is_a_table():
+    # GPT-NeoX (rotary) gathers token rows only; OPT and GPT-2 a position row too
+    opt, hw = get_preset("opt-1.3b"), get_hardware("H200")
+    neox, gpt2 = opt.replace(position_table_rows=0), opt.replace(position_table_rows=1024)
+    kw = dict(batch=4, query=5)
+    base = roofline_fixed(opt, hw, **kw)["bytes"]
+    assert base - roofline_fixed(neox, hw, **kw)["bytes"] == 4 * 5 * opt.hidden * 2.0
+    assert roofline_fixed(gpt2, hw, **kw)["bytes"] == base
+    assert opt.param_count - neox.param_count == (opt.max_positions + 2) * opt.hidden
+
+
 @pytest.mark.parametrize("bad", [dict(batch=0), dict(context=-1), dict(query=0), dict(query=1.5)])
 def test_roofline_validation(bad):
     kw = dict(batch=1, context=0, query=1) | bad

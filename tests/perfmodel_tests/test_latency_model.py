@@ -352,7 +352,7 @@ def test_a_spec_with_its_own_head_width_gets_its_terms_and_no_profiled_table(mod
     # cache twice that of the derived width; the profile rows hold no head width, so such a
     # spec is predicted from the terms, never from the table of the same hidden/heads
     from perfmodel.gemm_table import layer_gemms
-    from perfmodel.latency_tables import _key
+    from perfmodel.latency_tables import _arch_from_key, _key
 
     kw = {"batch": 1, "context": 512, "query": 1, "bytes_per_param": 2.0, "flops_per_byte": 1.0}
     shape = {"hidden": 1024, "ffn": 3072, "heads": 16, "kv_heads": 8, "opt": False}
@@ -369,5 +369,11 @@ def test_a_spec_with_its_own_head_width_gets_its_terms_and_no_profiled_table(mod
     w1024 = _arch(1024)
     assert model.is_profiled(w1024) and not model.is_profiled(w1024.replace(head_size=128))
     assert _key(w1024.replace(head_size=128)) != _key(w1024)
+    # so does a layout the profile rows cannot tell apart: Gemma 2's norms, GPT-NeoX's table
+    assert not model.is_profiled(w1024.replace(sandwich_norms=True))
+    opt = LatencyModel.fit(_rows(family="opt"), flops_per_byte=10.0)
+    opt512 = _arch(512, family="opt")
+    assert opt.is_profiled(opt512) and not opt.is_profiled(opt512.replace(position_table_rows=0))
+    assert _key(_arch_from_key(_key(opt512))) == _key(opt512)
     wide = model.latency_fn(w1024.replace(head_size=128))(1, 512, 1)
     assert wide > model.latency_fn(w1024)(1, 512, 1)

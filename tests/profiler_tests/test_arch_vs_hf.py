@@ -1,4 +1,5 @@
-"""ArchSpec.param_count equals Hugging Face's num_parameters() for Llama, OPT and Llama-layout model classes.
+"""ArchSpec.param_count equals Hugging Face's num_parameters() for Llama, OPT and the model classes
+with their layer layouts.
 
 The models are built on the meta device: shapes only, no memory, no weights.
 """
@@ -9,6 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+
+import json  # noqa: E402
 
 from perfmodel import ArchSpec  # noqa: E402
 
@@ -96,18 +99,49 @@ LLAMA_LAYOUTS = {
         num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
         num_key_value_heads=1, head_dim=16, vocab_size=1000,
     ),
+    "gemma2": lambda: transformers.Gemma2Config(  # four RMSNorms per layer
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=1000,
+    ),
+    "gemma3_text": lambda: transformers.Gemma3TextConfig(  # four norms and q/k norms per head
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=1000,
+    ),
+    "granite": lambda: transformers.GraniteConfig(  # multipliers only, no parameter
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, residual_multiplier=0.2,
+    ),
+    "smollm3": lambda: transformers.SmolLM3Config(  # layers without rotary: no parameter
+        num_hidden_layers=2, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, pad_token_id=0,
+    ),
 }  # fmt: skip
 
 
+def _first_layer(model):
+    for name in ("model.layers", "gpt_neox.layers", "transformer.h"):
+        try:
+            return model.get_submodule(name)[0]
+        except AttributeError:
+            continue
+    raise AssertionError(f"no decoder layers found in {type(model).__name__}")
+
+
 def _spec_counting_as_hf(config) -> ArchSpec:
-    """The spec of ``config``, checked to count the whole model and one layer as HF does."""
+    """The spec of ``config``, checked to count the whole model and one layer as HF does, read
+    from the config's dict and from the config.json that ``save_pretrained`` writes."""
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(config)
     spec = ArchSpec.from_hf_config(config.to_dict())
     assert spec.param_count == model.num_parameters(), config.model_type
-    layer = model.model.layers[0]
+    layer = _first_layer(model)
     assert spec.layer_param_count == sum(p.numel() for p in layer.parameters())
+    saved = json.loads(config.to_json_string(use_diff=True))
+    assert ArchSpec.from_hf_config(saved) == spec, config.model_type
     return spec
+
+
+TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3_text", "smollm3"}
 
 
 @pytest.mark.parametrize("kind", sorted(LLAMA_LAYOUTS))
@@ -115,11 +149,52 @@ def test_llama_layout_model_types_count_as_hf_does(kind):
     config = LLAMA_LAYOUTS[kind]()
     spec = _spec_counting_as_hf(config)
     assert spec.family == "llama" and spec.qkv_bias == (kind == "qwen2")
-    assert spec.qk_norm == (kind == "qwen3") and spec.head_size is None
-    # a config.json without tie_word_embeddings: the class's default (True for Gemma)
+    assert spec.qk_norm == (kind in ("qwen3", "gemma3_text")) and spec.head_size is None
+    assert spec.sandwich_norms == (kind in ("gemma2", "gemma3_text"))
+    # a config.json without tie_word_embeddings: the class's default
     raw = {k: v for k, v in config.to_dict().items() if k != "tie_word_embeddings"}
     default = type(config)().tie_word_embeddings
-    assert ArchSpec.from_hf_config(raw).tied_embeddings == default == (kind == "gemma")
+    assert ArchSpec.from_hf_config(raw).tied_embeddings == default == (kind in TIED_BY_DEFAULT)
+
+
+OPT_LAYOUTS = {
+    # GPT-NeoX (Pythia): rotary positions, no position table, untied head by default
+    "gpt_neox": lambda: transformers.GPTNeoXConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=256, num_attention_heads=4,
+        vocab_size=1000, max_position_embeddings=128,
+    ),
+    "gpt_neox_tied": lambda: transformers.GPTNeoXConfig(
+        num_hidden_layers=1, hidden_size=96, intermediate_size=160, num_attention_heads=6,
+        vocab_size=500, tie_word_embeddings=True, use_parallel_residual=False, rotary_pct=1.0,
+    ),
+    # GPT-2: a learned table of n_positions rows (no offset), tied head, n_inner = 4·n_embd
+    "gpt2": lambda: transformers.GPT2Config(
+        n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=128,
+    ),
+    "gpt2_inner": lambda: transformers.GPT2Config(
+        n_layer=3, n_embd=96, n_head=6, n_inner=160, vocab_size=777, n_positions=300,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(OPT_LAYOUTS))
+def test_opt_layout_model_types_count_as_hf_does(kind):
+    config = OPT_LAYOUTS[kind]()
+    spec = _spec_counting_as_hf(config)
+    assert spec.family == "opt" and spec.kv_heads == spec.heads and not spec.sandwich_norms
+    if config.model_type == "gpt_neox":
+        assert spec.position_rows == spec.position_table_rows == 0
+        assert spec.ffn == config.intermediate_size
+    else:
+        assert spec.position_rows == spec.position_table_rows == config.n_positions
+        assert spec.ffn == (config.n_inner or 4 * config.n_embd) and spec.tied_embeddings
+    # the same layer's parameters as an OPT layer of the same shape
+    opt = ArchSpec(**{**spec.to_dict(), "position_table_rows": None})
+    assert opt.layer_param_count == spec.layer_param_count
+    assert (
+        opt.param_count - spec.param_count
+        == (opt.max_positions + 2 - spec.position_rows) * spec.hidden
+    )
 
 
 HEAD_DIM_APART = {
@@ -152,7 +227,29 @@ def test_a_head_dim_apart_from_hidden_over_heads_counts_as_hf_does(kind):
 
 
 def test_options_other_families_do_not_have_are_refused():
-    for flag, value in (("qkv_bias", True), ("qk_norm", True), ("head_size", 16)):
+    shape = {"layers": 1, "hidden": 64, "ffn": 64, "heads": 4, "kv_heads": 4, "vocab": 10,
+             "tied_embeddings": True}  # fmt: skip
+    for flag, value in (("qkv_bias", True), ("qk_norm", True), ("head_size", 16),
+                        ("sandwich_norms", True)):  # fmt: skip
         with pytest.raises(ValueError, match=flag):
-            ArchSpec(layers=1, hidden=64, ffn=64, heads=4, kv_heads=4, vocab=10,
-                     tied_embeddings=True, family="opt", **{flag: value})  # fmt: skip
+            ArchSpec(**shape, family="opt", **{flag: value})
+    with pytest.raises(ValueError, match="position_table_rows.*llama"):
+        ArchSpec(**shape, family="llama", position_table_rows=0)
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="position_table_rows"):
+            ArchSpec(**shape, family="opt", position_table_rows=bad)
+    with pytest.raises(ValueError, match="sandwich_norms"):
+        ArchSpec(**shape, family="llama", sandwich_norms=1)
+
+
+def test_options_the_spec_does_not_model_are_refused_by_name():
+    neox = OPT_LAYOUTS["gpt_neox"]().to_dict()
+    with pytest.raises(ValueError, match="attention_bias"):
+        ArchSpec.from_hf_config(neox | {"attention_bias": False})
+    gpt2 = OPT_LAYOUTS["gpt2"]().to_dict()
+    with pytest.raises(ValueError, match="add_cross_attention"):
+        ArchSpec.from_hf_config(gpt2 | {"add_cross_attention": True})
+    with pytest.raises(
+        ValueError, match="model_type in .*gpt_neox.*gpt2.*but got model_type='bloom'"
+    ):
+        ArchSpec.from_hf_config({"model_type": "bloom"})

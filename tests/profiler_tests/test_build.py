@@ -71,11 +71,21 @@ def test_other_architectures_build_through_their_config(tmp_path):
         tmp_path
     )
     recipe = resolve_model(str(tmp_path), overrides={"layers": 1})
-    assert recipe.arch is None  # no roofline for a layout ArchSpec does not model
     f = arch_fields(recipe.config)
     assert (f["family"], f["layers"], f["hidden"]) == ("opt", 1, 64)
     model = build_model(recipe)
     assert type(model).__name__ == "GPT2LMHeadModel"
+    # GPT-2 has OPT's layer layout: a roofline from a spec that counts the model built
+    assert recipe.arch.layers == 1 and recipe.arch.param_count == model.num_parameters()
+
+
+def test_a_layout_archspec_does_not_model_builds_without_a_roofline(tmp_path):
+    from transformers import BloomConfig
+
+    BloomConfig(hidden_size=64, n_layer=2, n_head=4, vocab_size=128).save_pretrained(tmp_path)
+    recipe = resolve_model(str(tmp_path), overrides={"layers": 1})
+    assert recipe.arch is None  # ALiBi, an embedding LayerNorm: not an ArchSpec layout
+    assert type(build_model(recipe)).__name__ == "BloomForCausalLM"
 
 
 @pytest.mark.parametrize(
