@@ -16,6 +16,7 @@ Passwords in URLs are never printed: :func:`mask_url`. The study that runs on a 
 from __future__ import annotations
 
 import functools
+import json
 import re
 import time
 import warnings
@@ -131,6 +132,33 @@ def open_existing_storage(storage: str | None, *, study_name: str | None) -> tup
     return open_storage(url, study_name=study_name or "report"), shown
 
 
+def _check_journal_file(path: Path, shown: str) -> None:
+    """Raise ``ValueError`` when ``path`` is a file that is not an Optuna journal (an SQLite
+    database, any other text): Optuna's journal backend would skip what it cannot read and then
+    append its logs to it. A missing or empty file is a new journal."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    if head.startswith(b"SQLite format 3\x00"):
+        raise ValueError(
+            f"`--storage FILE is an Optuna journal file` must hold, but {shown!r} is an SQLite "
+            f"database: pass --storage sqlite:///{path}."
+        )
+    first, newline, _ = head.partition(b"\n")
+    try:
+        if newline:
+            json.loads(first.decode("utf-8"))
+        elif not first.startswith(b"{"):  # a first log cut short by a crash is still a journal
+            raise ValueError("not a JSON log")
+    except ValueError as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ValueError(
+            f"`--storage FILE is an Optuna journal file` must hold, but {shown!r} is not (its "
+            f"first line: {reason})."
+        ) from None
+
+
 def _driver_url(url: str) -> str:
     # SQLAlchemy's default PostgreSQL driver is psycopg2; the project ships psycopg 3.
     for prefix in ("postgresql://", "postgres://"):
@@ -160,6 +188,7 @@ def open_storage(storage: str | None, *, study_name: str) -> Any:
                 f"`--storage is an RDB URL or a journal file` must hold, but {shown!r} is a folder."
             )
         try:
+            _check_journal_file(path, shown)  # before the backend could append to another file
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(
                 JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
@@ -167,6 +196,14 @@ def open_storage(storage: str | None, *, study_name: str) -> Any:
         except OSError as exc:
             raise ValueError(
                 f"cannot open journal storage {shown!r}: {exc.strerror or exc}."
+            ) from None
+        except ValueError as exc:  # a later line that is not JSON or not UTF-8
+            if "journal file` must hold" in str(exc):
+                raise
+            reason = " ".join(str(exc).split())[:200]
+            raise ValueError(
+                f"`--storage FILE is an Optuna journal file` must hold, but {shown!r} is not "
+                f"({reason})."
             ) from None
     url = _driver_url(url)
     kwargs: dict[str, Any] = {}

@@ -166,3 +166,37 @@ def test_open_existing_storage_creates_nothing(tmp_path):
     store, shown = open_existing_storage(url, study_name="x")
     assert shown == url
     assert len(optuna.load_study(study_name="x", storage=store).trials) == 2
+
+
+def test_a_file_that_is_not_a_journal_is_refused_by_name_and_left_as_it_was(tmp_path):
+    # a journal path that names an SQLite file (or any other file) was a bare JSON or UTF-8
+    # error; it is the rule, the path, and for SQLite the URL to use instead
+    url = f"sqlite:///{tmp_path / 'real.db'}"
+    run_search(
+        Objective(problem(), TINY_SPACE), study_name="x", n_trials=1, storage=url, progress=False
+    )
+    (tmp_path / "notes.txt").write_text("not a journal\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    sqlite = (
+        r"journal file` must hold, but .*real\.db' is an SQLite database: pass --storage sqlite:///"
+    )
+    with pytest.raises(ValueError, match=sqlite):
+        open_storage(str(tmp_path / "real.db"), study_name="x")
+    with pytest.raises(ValueError, match=r"journal file` must hold, but .*notes\.txt' is not \("):
+        open_storage(str(tmp_path / "notes.txt"), study_name="x")
+    with pytest.raises(ValueError, match=sqlite):
+        open_existing_storage(str(tmp_path / "real.db"), study_name="x")
+    with pytest.raises(ValueError, match=sqlite):  # a search would have written into it
+        run_search(Objective(problem(), TINY_SPACE), study_name="x", n_trials=1,
+                   storage=str(tmp_path / "real.db"), progress=False)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # a real journal, and one whose only log a crash cut short, still open
+    journal = str(tmp_path / "study.log")
+    run_search(Objective(problem(), TINY_SPACE), study_name="j", n_trials=1, storage=journal,
+               progress=False)  # fmt: skip
+    assert (
+        len(optuna.load_study(study_name="j", storage=open_storage(journal, study_name="j")).trials)
+        == 1
+    )
+    (tmp_path / "cut.log").write_bytes((tmp_path / "study.log").read_bytes().split(b"\n")[0][:20])
+    open_storage(str(tmp_path / "cut.log"), study_name="c")
