@@ -65,6 +65,7 @@ from perfmodel.latency_tables import (
     _arch_table,
     _check_depth_fit,
     _key,
+    row_keys,
 )
 from perfmodel.latency_terms import (
     DEFAULT_FLOPS_PER_BYTE,
@@ -103,7 +104,8 @@ class LatencyModel:
     parametric : ParametricLatency
         Cross-architecture model.
     tables : Mapping
-        Arch key (family, hidden, ffn, heads, kv_heads, vocab, tied) -> ProfiledLatency.
+        Arch key (family, hidden, ffn, heads, kv_heads, vocab, tied), followed by
+        ``("head_size", width)`` for a head width other than hidden / heads -> ProfiledLatency.
     dtype : str
         The dtype the profiles were measured in.
     statistic : {"median_ms", "min_ms", "cpu_median_ms"}
@@ -199,10 +201,9 @@ class LatencyModel:
                 "statistic='cpu_median_ms' needs a positive cpu_median_ms in every row."
             )
         drop = {_key(x) for x in exclude}
-        keys = [tuple(r) for r in rows[list(ARCH_KEY)].itertuples(index=False)]
-        keys = [(str(k[0]), *map(int, k[1:6]), bool(k[6])) for k in keys]
+        keys = row_keys(rows)
         keep = np.array([k not in drop for k in keys])
-        rows = rows[keep]
+        rows, keys = rows[keep], [k for k, ok in zip(keys, keep, strict=True) if ok]
         if rows.empty:
             raise ValueError("every profiled architecture was excluded; nothing to fit.")
         if gemm is not None:
@@ -215,7 +216,7 @@ class LatencyModel:
                     p for k in drop
                     for p in model_gemms(
                         hidden=k[1], ffn=k[2], heads=k[3], kv_heads=k[4], vocab=k[5],
-                        opt=k[0] == "opt",
+                        opt=k[0] == "opt", head_dim=dict(k[7:]).get("head_size"),
                     )
                 }  # fmt: skip
                 # nothing left: fit without the GEMM terms
@@ -224,10 +225,11 @@ class LatencyModel:
             rows, statistic=statistic, flops_per_byte=flops_per_byte, gemm=gemm
         )
         tables = {}
-        for key, g in rows.groupby(list(ARCH_KEY)):
-            k = (str(key[0]), *map(int, key[1:6]), bool(key[6]))
-            arch = _arch_from_key(k)
-            tables[k] = _arch_table(g, statistic, parametric, arch, depth_fit)
+        order = {k: i for i, k in enumerate(sorted(set(keys)))}  # a groupby's order
+        group = np.array([order[k] for k in keys])
+        for k, i in order.items():
+            g = rows[group == i]
+            tables[k] = _arch_table(g, statistic, parametric, _arch_from_key(k), depth_fit)
         neighbours = None
         if np.isfinite(neighbour_shrink):
             neighbours = NeighbourCorrection.build(

@@ -13,7 +13,14 @@ from scipy.interpolate import RegularGridInterpolator
 from scipy.optimize import nnls
 
 from perfmodel.arch import ArchSpec
-from perfmodel.latency_terms import ParametricLatency, _check_bnq, _layer_matmul_params, _out
+from perfmodel.latency_profiles import ARCH_KEY
+from perfmodel.latency_terms import (
+    ParametricLatency,
+    _check_bnq,
+    _layer_matmul_params,
+    _out,
+    own_head_dims,
+)
 
 __all__ = ["DEPTH_FITS", "ArchLatency", "NeighbourCorrection", "ProfiledLatency"]
 
@@ -403,10 +410,13 @@ def _ratio(num: NDArray, den: NDArray) -> NDArray:
 
 
 def _key(x: ArchSpec | tuple) -> tuple:
+    """A shape's key: (family, hidden, ffn, heads, kv_heads, vocab, tied), then ("head_size",
+    width) for a head width other than hidden / heads (profile rows record it), and for a spec
+    the layout details profile rows cannot tell apart (so it never takes such a table)."""
     if isinstance(x, ArchSpec):
         key = (x.family, x.hidden, x.ffn, x.heads, x.kv_heads, x.vocab, bool(x.tied_embeddings))
-        # profile rows hold no head width and no layout detail: a spec with its own head width,
-        # Gemma 2's extra norms or a position table other than OPT's never takes a profiled table
+        # profile rows hold no layout detail: a spec with Gemma 2's extra norms or a position
+        # table other than OPT's never takes a profiled table
         extra = [
             (name, value)
             for name, value in (
@@ -417,12 +427,25 @@ def _key(x: ArchSpec | tuple) -> tuple:
             if value is not None
         ]
         return (*key, *extra)
-    return (str(x[0]), *map(int, x[1:6]), bool(x[6]))
+    return (str(x[0]), *map(int, x[1:6]), bool(x[6]), *(tuple(e) for e in x[7:]))
+
+
+def row_keys(rows: pd.DataFrame) -> list[tuple]:
+    """Each profile row's shape key (:func:`_key`): ARCH_KEY's columns, and ("head_size",
+    width) where the row's ``head_dim`` is not hidden / heads."""
+    own = own_head_dims(rows)
+    keys = []
+    for i, r in enumerate(rows[list(ARCH_KEY)].itertuples(index=False)):
+        key = (str(r[0]), *map(int, r[1:6]), bool(r[6]))
+        if own is not None and not np.isnan(own[i]):
+            key = (*key, ("head_size", int(own[i])))
+        keys.append(key)
+    return keys
 
 
 def _arch_from_key(k: tuple) -> ArchSpec:
-    family, hidden, ffn, heads, kv, vocab, tied = k
+    family, hidden, ffn, heads, kv, vocab, tied = k[:7]
     return ArchSpec(
         layers=1, hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv, vocab=vocab,
-        tied_embeddings=tied, family=family,
+        tied_embeddings=tied, family=family, **dict(k[7:]),
     )  # fmt: skip

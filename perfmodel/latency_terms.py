@@ -27,6 +27,7 @@ __all__ = [
     "fit_relative",
     "fixed_terms",
     "layer_terms",
+    "own_head_dims",
     "rows_bytes_per_param",
 ]
 
@@ -60,10 +61,28 @@ def _ramps(m: NDArray) -> list[NDArray]:
 
 
 def _layer_matmul_params(h, ffn, heads, kv, opt, head_dim=None):
-    """q, k, v, o and MLP weights; head_dim None means hidden / heads (the profiles' shapes)."""
+    """q, k, v, o and MLP weights; head_dim None means hidden / heads (most profiled shapes),
+    and so does a NaN entry of a ``head_dim`` array (profile rows of mixed head widths)."""
+    mlp = np.where(opt, 2.0, 3.0) * h * ffn
     if head_dim is None:
-        return 2 * h * h + 2 * h * kv * (h / heads) + np.where(opt, 2.0, 3.0) * h * ffn
-    return 2 * h * heads * head_dim + 2 * h * kv * head_dim + np.where(opt, 2.0, 3.0) * h * ffn
+        return 2 * h * h + 2 * h * kv * (h / heads) + mlp
+    own = 2 * h * heads * head_dim + 2 * h * kv * head_dim + mlp
+    if np.ndim(head_dim) == 0:
+        return own
+    return np.where(np.isnan(head_dim), 2 * h * h + 2 * h * kv * (h / heads) + mlp, own)
+
+
+def own_head_dims(rows) -> NDArray | None:
+    """The ``head_dim`` argument of the terms for profile rows: None when every row's head
+    width is hidden / heads (an empty ``head_dim`` cell, in rows written before the column, is
+    that), else each row's width, NaN where it is hidden / heads."""
+    if "head_dim" not in rows.columns:
+        return None
+    hd = pd.to_numeric(rows["head_dim"], errors="coerce").to_numpy(dtype=float)
+    derived = np.isnan(hd) | (hd * rows["heads"].to_numpy(float) == rows["hidden"].to_numpy(float))
+    if derived.all():
+        return None
+    return np.where(derived, np.nan, hd)
 
 
 def layer_terms(
@@ -111,9 +130,16 @@ def layer_terms(
     B = np.asarray(bytes_per_param, float)
     params = _layer_matmul_params(h, f, a, kv, opt, head_dim)
     weight_bytes = params * B
-    hd = h / a if head_dim is None else np.asarray(head_dim, float)
+    if head_dim is None:
+        hd, width = h / a, h
+    elif np.ndim(head_dim) == 0:
+        hd = np.asarray(head_dim, float)
+        width = a * hd
+    else:  # NaN entries: hidden / heads
+        own = np.asarray(head_dim, float)
+        hd, width = np.where(np.isnan(own), h / a, own), np.where(np.isnan(own), h, a * own)
     kv_bytes = b * (n + q) * 2 * kv * hd * B
-    attention = 4 * b * q * (n + q) * (h if head_dim is None else a * hd)
+    attention = 4 * b * q * (n + q) * width
     roof = np.maximum(weight_bytes + kv_bytes, (2 * b * q * params + attention) / flops_per_byte)
     ramps = [2 * params * r for r in _ramps(b * q)]
     terms = np.broadcast_arrays(
@@ -197,8 +223,10 @@ def gemm_features(
     shapes asks the table a few dozen times.
     """
     b, q = np.broadcast_arrays(np.asarray(batch, float), np.asarray(query, float))
+    # head width 0: hidden / heads (None, or a NaN entry of an array)
+    own = np.nan_to_num(np.asarray(np.nan if head_dim is None else head_dim, float), nan=0.0)
     cols = np.broadcast_arrays(
-        *(np.asarray(x) for x in (hidden, ffn, heads, kv_heads, opt, vocab)), b
+        *(np.asarray(x) for x in (hidden, ffn, heads, kv_heads, opt, vocab, own)), b
     )[:-1]
     if gemm is None:
         return np.zeros(b.shape), np.zeros(b.shape)
@@ -208,9 +236,9 @@ def gemm_features(
     shapes = np.stack([c.astype(float) for c in flat], axis=1)
     for shape in np.unique(shapes, axis=0):
         sel = (shapes == shape).all(axis=1)
-        h, f, a, kv, o, v = (int(x) for x in shape)
+        h, f, a, kv, o, v, hd = (int(x) for x in shape)
         layer[sel] = gemm.layer_ms(
-            m[sel], hidden=h, ffn=f, heads=a, kv_heads=kv, opt=bool(o), head_dim=head_dim
+            m[sel], hidden=h, ffn=f, heads=a, kv_heads=kv, opt=bool(o), head_dim=hd or None
         )
         head[sel] = gemm.head_ms(m[sel], hidden=h, vocab=v)
     return layer.reshape(b.shape), head.reshape(b.shape)
@@ -330,17 +358,14 @@ class ParametricLatency:
             "heads": rows["heads"].to_numpy(),
             "kv_heads": rows["kv_heads"].to_numpy(),
             "opt": (rows["family"] == "opt").to_numpy(),
+            "head_dim": own_head_dims(rows),
         }
         g, hg = gemm_features(
             gemm, **shape, vocab=rows["vocab"].to_numpy(), batch=rows["batch"].to_numpy(),
             query=rows["query"].to_numpy(),
         )  # fmt: skip
         lt = layer_terms(
-            hidden=rows["hidden"].to_numpy(),
-            ffn=rows["ffn"].to_numpy(),
-            heads=rows["heads"].to_numpy(),
-            kv_heads=rows["kv_heads"].to_numpy(),
-            opt=(rows["family"] == "opt").to_numpy(),
+            **shape,
             batch=rows["batch"].to_numpy(),
             context=rows["context"].to_numpy(),
             query=rows["query"].to_numpy(),

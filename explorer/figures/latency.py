@@ -155,8 +155,8 @@ def load_profiles(path: str | os.PathLike[str]) -> ProfileSet:
                 continue  # another table in the folder (not a profile); skip it
             raise ValueError(f"profile {str(file)!r} lacks the columns {missing}.")
         shaped = {"family", "heads", "kv_heads"} <= set(frame.columns)
-        if shaped and not describable(frame).all():
-            continue  # a shape perfmodel does not describe (perfmodel.latency_profiles)
+        if shaped and not describable(frame, own_head_width=False).all():
+            continue  # a shape these figures' key does not hold (perfmodel.latency_profiles)
         (fits if is_fit else rows).append(frame)
     if not fits:
         raise ValueError(

@@ -253,3 +253,29 @@ def test_pythia_and_gpt2_configs_as_target_and_draft(capsys, tmp_path):
         for out in (roof, fitted):
             assert 0 < out["draft_ms"] < out["verify_ms"] and out["speedup"] > 0, (target, out)
         assert fitted["verify_ms"] > 10 * roof["verify_ms"]  # a CPU, not an H200
+
+
+def test_a_profiled_model_with_its_own_head_width_predicts_from_its_own_table(capsys, tmp_path):
+    # Qwen3-style heads (64 wide at hidden 128 and 4 heads): `specdec profile` on this CPU, then
+    # `specdec predict` from that folder alone (once "no profile rows": the folder's only model
+    # was left out); the target's pass is the depth fit of its own measured rows
+    import pandas as pd
+    from transformers import Qwen3Config
+
+    Qwen3Config(hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=64,
+                vocab_size=1000).save_pretrained(tmp_path / "qwen3")  # fmt: skip
+    folder = tmp_path / "profiles"
+    assert main(["profile", "--model", str(tmp_path / "qwen3"), "--device", "cpu", "--batch", "1",
+                 "--context", "16", "--query", "1,3", "--out", str(folder)]) == 0  # fmt: skip
+    capsys.readouterr()
+    out = _json(capsys, ["predict", "--alpha", "0.7", "--gamma", "2", "--target",
+                         str(tmp_path / "qwen3"), "--draft", str(tmp_path / "qwen3"),
+                         "--draft-layers", "1", "--device-profile", str(folder),
+                         "--context", "16"])  # fmt: skip
+    fit = pd.read_csv(folder / "qwen3.fit.csv")
+    one = fit[(fit["batch"] == 1) & (fit["query"] == 1)].iloc[0]
+    assert set(fit["head_dim"]) == {64}
+    target_ms = 1000.0 / out["baseline_tokens_per_s"]
+    assert target_ms == pytest.approx(one["t_fixed_ms"] + 4 * one["t_layer_ms"], rel=0.02)
+    assert out["draft_ms"] == pytest.approx(2 * (one["t_fixed_ms"] + one["t_layer_ms"]), rel=0.02)

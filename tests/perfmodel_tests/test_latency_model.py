@@ -377,3 +377,26 @@ def test_a_spec_with_its_own_head_width_gets_its_terms_and_no_profiled_table(mod
     assert _key(_arch_from_key(_key(opt512))) == _key(opt512)
     wide = model.latency_fn(w1024.replace(head_size=128))(1, 512, 1)
     assert wide > model.latency_fn(w1024)(1, 512, 1)
+
+
+def test_rows_of_mixed_head_widths_get_each_rows_terms():
+    # profile rows where some models have their own head width (NaN: hidden / heads): each
+    # row's terms equal those of its shape alone, and a fit over the mixed rows keys them apart
+    from perfmodel.latency_tables import _arch_from_key, row_keys
+    from perfmodel.latency_terms import own_head_dims
+
+    kw = {"batch": 2, "context": 64, "query": 3, "bytes_per_param": 2.0, "flops_per_byte": 5.0}
+    shape = {"hidden": np.array([256.0, 256.0]), "ffn": np.array([704.0, 704.0]),
+             "heads": np.array([4.0, 4.0]), "kv_heads": np.array([2.0, 2.0]),
+             "opt": np.array([False, False])}  # fmt: skip
+    one = {k: v[0] for k, v in shape.items()}
+    mixed = layer_terms(**shape, **kw, head_dim=np.array([np.nan, 128.0]))
+    assert np.array_equal(mixed[0], layer_terms(**one, **kw))
+    assert np.array_equal(mixed[1], layer_terms(**one, **kw, head_dim=128))
+    rows = pd.DataFrame({"family": "llama", "hidden": 256, "ffn": 704, "heads": 4, "kv_heads": 2,
+                         "vocab": 1000, "tied": False, "head_dim": [np.nan, 64, 128]})  # fmt: skip
+    assert own_head_dims(rows) is not None and np.isnan(own_head_dims(rows)[:2]).all()
+    assert own_head_dims(rows.iloc[:2]) is None  # 64 = 256 / 4: the derived width
+    keys = row_keys(rows)
+    assert keys[0] == keys[1] != keys[2] == (*keys[0], ("head_size", 128))
+    assert _arch_from_key(keys[2]).head_dim == 128 and _arch_from_key(keys[0]).head_size is None

@@ -382,25 +382,38 @@ def test_sliding_window_layers_profile_past_their_window(context, query, tmp_pat
     assert all(len(r.samples_ms) == 3 for r in res.values())
 
 
-def test_rows_record_the_head_width_and_the_latency_model_leaves_an_own_one_out(tmp_path):
+def test_rows_record_the_head_width_and_the_latency_model_keys_an_own_one_apart(tmp_path):
     # Qwen3-0.6B-like: heads of 32 at hidden 64 and 4 heads (not 16); its rows say so, and a
-    # folder holding it beside an older profile (no head_dim column) loads the older one only
+    # folder holding it beside an older profile (no head_dim column) fits both, the Qwen3 shape
+    # under its own key (the report's figures, whose key holds no head width, leave it out)
     from transformers import Qwen3Config
 
+    from perfmodel import ArchSpec, LatencyModel
     from perfmodel.latency_profiles import describable, load_profile_rows
 
     Qwen3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                 num_key_value_heads=2, head_dim=32, vocab_size=128).save_pretrained(tmp_path / "q")  # fmt: skip
-    grid = ProfileGrid(batch=(1,), context=(8,), query=(1,), depths=(1, 2))
+    grid = ProfileGrid(batch=(1, 2), context=(8, 16), query=(1, 2), depths=(1, 2))
     prof = profile_model(resolve_model(str(tmp_path / "q")), grid=grid, measure=SyntheticTimer())
     assert set(prof.rows["head_dim"]) == {32} and set(prof.fits["head_dim"]) == {32}
-    assert not describable(prof.rows).any()
+    assert describable(prof.rows).all() and not describable(prof.rows, own_head_width=False).any()
     llama = resolve_model("llama-7b", overrides={"layers": 2, "hidden": 256, "heads": 4})
     plain = profile_model(llama, grid=grid, measure=SyntheticTimer())
     assert set(plain.rows["head_dim"]) == {64} and describable(plain.rows).all()
     folder = tmp_path / "profiles"
     write_profile(prof, folder)
+    # a folder of own-width models only: the latency model fits it (it once had no rows left)
+    alone = LatencyModel.from_profiles(folder)
     old = pd.read_csv(REPO / "data" / "profiles" / "cpu-epyc-1c" / "zoo-target.csv")
     assert "head_dim" not in old.columns  # written before the column
     old.to_csv(folder / "zoo-target.csv", index=False)
-    assert set(load_profile_rows(folder)["model"]) == {"zoo-target"}
+    assert set(load_profile_rows(folder)["model"]) == {"zoo-target", prof.rows["model"].iloc[0]}
+    model = LatencyModel.from_profiles(folder)
+    spec = ArchSpec.from_hf_config(json.loads((tmp_path / "q" / "config.json").read_text()))
+    assert spec.head_size == 32
+    for m in (alone, model):
+        assert m.is_profiled(spec) and not m.is_profiled(spec.replace(head_size=None))
+        # the table reproduces the measured rows of its own shape
+        for r in prof.rows[prof.rows["depth"] == 2].itertuples():
+            got = m.latency_fn(spec)(r.batch, r.context, r.query)
+            assert got == pytest.approx(r.median_ms, rel=0.01), r
