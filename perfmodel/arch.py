@@ -37,10 +37,13 @@ _OPT_POSITION_OFFSET = 2
 # Hugging Face model types with the llama layer layout (see ArchSpec.from_hf_config).
 _LLAMA_LAYOUT = (
     "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "granite",
-    "smollm3",
+    "smollm3", "qwen2_vl_text", "qwen2_5_vl_text", "qwen3_vl_text",
 )  # fmt: skip
+_QKV_BIAS = ("qwen2", "qwen2_vl_text", "qwen2_5_vl_text")
+_QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text")
 # ... and with the OPT layer layout (two-matrix MLP, LayerNorms, biases everywhere).
 _OPT_LAYOUT = ("opt", "gpt_neox", "gpt2")
+_LAYOUTS = (*_LLAMA_LAYOUT, *_OPT_LAYOUT)
 # Their config classes' defaults where a config.json leaves a key out.
 _TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3_text", "smollm3", "opt", "gpt2"}
 _HEAD_DIM_256 = {"gemma", "gemma2", "gemma3_text"}
@@ -371,8 +374,12 @@ class ArchSpec:
         ``model_type`` llama, or one with the same layout: mistral, phi3 (fused q/k/v and
         gate/up matrices, the same parameters), gemma (tied embeddings by default), qwen2 (with
         ``qkv_bias``), qwen3 (with ``qk_norm``), gemma2 (with ``sandwich_norms``), gemma3_text
-        (with both), granite and smollm3; or opt, or one with its layer layout: gpt_neox (no
-        position table) and gpt2 (``n_positions`` rows). A ``head_dim`` other than hidden /
+        (with both), granite, smollm3 and the language models of Qwen2-VL and Qwen2.5-VL (as
+        qwen2) and Qwen3-VL (as qwen3); or opt, or one with its layer layout: gpt_neox (no
+        position table) and gpt2 (``n_positions`` rows). An image-text model whose
+        ``text_config`` is one of these (Gemma 3 4B and up, Mistral 3, LLaVA, Qwen2.5-VL) is its
+        language model with the LM head tied as the wrapper's ``tie_word_embeddings`` says: what
+        a decoding step runs (the vision tower is not counted). A ``head_dim`` other than hidden /
         heads becomes ``head_size``. A sliding window (Mistral, Qwen2, Gemma 2 and 3) is not
         modelled: the attention terms count every cached token. Neither is GPT-NeoX's partial
         rotary or parallel residual, Granite's multipliers or Gemma's soft-capping (none holds
@@ -387,6 +394,15 @@ class ArchSpec:
             raise ValueError(
                 f"`config is a mapping (a config.json object)` must hold, but got "
                 f"{type(config).__name__}."
+            )
+        text = config.get("text_config")
+        if config.get("model_type") not in _LAYOUTS and isinstance(text, Mapping):
+            # an image-text model (Gemma 3 4B+, Mistral 3, LLaVA, Qwen2.5-VL): its language
+            # model decodes; the wrapper's tying of the LM head governs where it names one
+            if text.get("model_type") in _LAYOUTS and "tie_word_embeddings" in config:
+                text = {**text, "tie_word_embeddings": config["tie_word_embeddings"]}
+            return cls.from_hf_config(
+                text, name=name, source=source, bytes_per_param=bytes_per_param
             )
         try:
             return cls._from_hf_config(config, name, source, bytes_per_param)
@@ -427,8 +443,8 @@ class ArchSpec:
                 tied_embeddings=tied,
                 family="llama",
                 max_positions=config.get("max_position_embeddings", 2048),
-                qkv_bias=kind == "qwen2",
-                qk_norm=kind in ("qwen3", "gemma3_text"),
+                qkv_bias=kind in _QKV_BIAS,
+                qk_norm=kind in _QK_NORM,
                 sandwich_norms=kind in ("gemma2", "gemma3_text"),
                 head_size=head_size,
                 **common,
@@ -481,10 +497,7 @@ class ArchSpec:
                 position_table_rows=rows,
                 **common,
             )
-        raise ValueError(
-            f"`model_type in {(*_LLAMA_LAYOUT, *_OPT_LAYOUT)}` must hold, but got "
-            f"model_type={kind!r}."
-        )
+        raise ValueError(f"`model_type in {_LAYOUTS}` must hold, but got model_type={kind!r}.")
 
 
 def _check_context(context: ArrayLike) -> NDArray[np.float64]:

@@ -253,3 +253,41 @@ def test_options_the_spec_does_not_model_are_refused_by_name():
         ValueError, match="model_type in .*gpt_neox.*gpt2.*but got model_type='bloom'"
     ):
         ArchSpec.from_hf_config({"model_type": "bloom"})
+
+
+_SMALL_TEXT = dict(num_hidden_layers=2, hidden_size=64, intermediate_size=176,
+                   num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)  # fmt: skip
+IMAGE_TEXT = {
+    # image-text models whose language model has a layout ArchSpec reads (its text_config)
+    "gemma3": lambda: transformers.Gemma3Config(
+        text_config=dict(_SMALL_TEXT, head_dim=16, model_type="gemma3_text")),
+    "mistral3": lambda: transformers.Mistral3Config(
+        text_config=dict(_SMALL_TEXT, model_type="mistral")),
+    "mistral3_untied": lambda: transformers.Mistral3Config(
+        text_config=dict(_SMALL_TEXT, model_type="mistral"), tie_word_embeddings=False),
+    "llava": lambda: transformers.LlavaConfig(text_config=dict(_SMALL_TEXT, model_type="llama")),
+    "qwen2_5_vl": lambda: transformers.Qwen2_5_VLConfig(
+        text_config=dict(_SMALL_TEXT, model_type="qwen2_5_vl_text")),
+    "qwen3_vl": lambda: transformers.Qwen3VLConfig(
+        text_config=dict(_SMALL_TEXT, head_dim=16, model_type="qwen3_vl_text")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGE_TEXT))
+def test_an_image_text_models_language_model_counts_as_hf_builds_it(kind):
+    # what decodes: the language model and the LM head (tied or not as the wrapper ties it);
+    # the vision tower is not part of a decoding step
+    config = IMAGE_TEXT[kind]()
+    with torch.device("meta"):
+        model = transformers.AutoModelForImageTextToText.from_config(config)
+    lm = model.get_submodule("model.language_model")
+    head = model.lm_head.weight
+    expected = sum(p.numel() for p in lm.parameters())
+    expected += 0 if head is lm.embed_tokens.weight else head.numel()
+    for raw in (config.to_dict(), json.loads(config.to_json_string(use_diff=True))):
+        spec = ArchSpec.from_hf_config(raw)
+        assert spec.param_count == expected, kind
+        assert spec.layer_param_count == sum(p.numel() for p in lm.layers[0].parameters())
+    assert spec.qkv_bias == (kind == "qwen2_5_vl") and spec.tied_embeddings == (
+        head is lm.embed_tokens.weight
+    )
