@@ -179,6 +179,19 @@ def refuse_custom_code(raw: Any, path: Path, *, trust_remote_code: bool) -> None
         )
 
 
+def _language_model(config: Any) -> tuple[Any, str]:
+    """``(config, "")``, or for an image-text model (Gemma 3 4B and up, Mistral 3, LLaVA) whose
+    config holds no decoder of its own, ``(its text_config, " (language model)")``: what a
+    decoding step runs, with the LM head tied as the wrapper ties it."""
+    text = getattr(config, "text_config", None)
+    if text is None or getattr(config, "num_hidden_layers", None) is not None:
+        return config, ""
+    tie = config.to_dict().get("tie_word_embeddings")
+    if tie is not None:
+        text.tie_word_embeddings = bool(tie)
+    return text, " (language model)"
+
+
 def _load_hf_config(path: Path, *, trust_remote_code: bool = False) -> Any:
     from transformers import AutoConfig
 
@@ -337,6 +350,7 @@ def resolve_model(
             name=_slug(spec.name), config=config, source=source, arch=spec, overrides=ov
         )
     config = _load_hf_config(path, trust_remote_code=trust_remote_code)
+    config, part = _language_model(config)
     _apply_overrides(config, ov)
     f = arch_fields(config)
     _check_heads(f["hidden"], f["heads"], f["kv_heads"])
@@ -346,7 +360,7 @@ def resolve_model(
         arch = ArchSpec.from_hf_config(config.to_dict(), name=rname, source=str(path))
     except (ValueError, KeyError, TypeError):
         arch = None  # not a llama/opt layout: no roofline bound
-    source = f"path:{path}" + (" +overrides" if ov else "")
+    source = f"path:{path}" + part + (" +overrides" if ov else "")
     return ModelRecipe(
         name=rname,
         config=config,

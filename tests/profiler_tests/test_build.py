@@ -169,3 +169,30 @@ def test_falcon_multi_query_has_one_kv_head_and_mamba_is_refused(tmp_path):
     MambaConfig(hidden_size=64, num_hidden_layers=2, vocab_size=128).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="has no num_attention_heads"):
         resolve_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("kind", ["gemma3", "llava"])
+def test_an_image_text_model_profiles_its_language_model(kind, tmp_path):
+    # Gemma 3 4B+ and LLaVA folders hold no decoder of their own ("has no hidden_size"): their
+    # text_config is what a decoding step runs, built as its causal LM with the wrapper's tying
+    import transformers
+
+    text = dict(num_hidden_layers=3, hidden_size=64, intermediate_size=176, num_attention_heads=4,
+                num_key_value_heads=2, vocab_size=1000)  # fmt: skip
+    if kind == "gemma3":
+        config = transformers.Gemma3Config(
+            text_config=dict(text, head_dim=16, model_type="gemma3_text"),
+            vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                               num_attention_heads=2, image_size=28, patch_size=14),
+        )  # fmt: skip
+    else:
+        config = transformers.LlavaConfig(
+            text_config=dict(text, model_type="llama"), tie_word_embeddings=True
+        )
+    config.save_pretrained(tmp_path)
+    recipe = resolve_model(str(tmp_path), overrides={"layers": 2})
+    assert recipe.source.endswith("(language model) +overrides")
+    assert arch_fields(recipe.config)["layers"] == 2 and recipe.arch.layers == 2
+    model = build_model(recipe)
+    assert type(model).__name__ == ("Gemma3ForCausalLM" if kind == "gemma3" else "LlamaForCausalLM")
+    assert recipe.arch.tied_embeddings and recipe.arch.param_count == model.num_parameters()
