@@ -38,12 +38,12 @@ def compare(folder: str | Path, *, context: int, dtypes=("fp32", "bf16")) -> lis
     )["model"]
     out = []
     for key in shared:
-        family, hidden, ffn, heads, kv, vocab, tied = key
-        name = str(names.get(key, f"{family}-h{hidden}"))
+        family, hidden, ffn, heads, kv, vocab, tied = key[:7]
+        name = str(names.get(key[:7], f"{family}-h{hidden}"))
         for depth in DEPTHS:
             arch = ArchSpec(
                 layers=depth, hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv, vocab=vocab,
-                tied_embeddings=tied, family=family,
+                tied_embeddings=tied, family=family, **dict(key[7:]),  # ("head_size", w)
             )  # fmt: skip
             for q in QUERIES:
                 ms = {d: float(models[d].latency_fn(arch)(1, context, q)) for d in dtypes}
