@@ -119,6 +119,10 @@ def _kv_heads(heads: int, group: int) -> int:
     return heads // g
 
 
+def _multi_head_opt(target: ArchSpec) -> bool:
+    return target.family == "opt" and target.kv_heads == target.heads
+
+
 def _ffn(hidden: int, multiplier: float) -> int:
     return FFN_MULTIPLE * math.ceil(multiplier * hidden / FFN_MULTIPLE - 1e-9)
 
@@ -228,7 +232,7 @@ class SearchSpace:
         steps of 128·⌊hidden/2048⌋ from 2048 on (head sizes 64, 128; so 256 for a 4096-wide
         target, 512 for 8192 and for OPT-66B's 9216), up to min(target width, 4096); depth runs
         1..min(16, target layers); γ 1..8. Key/value groups 1 and 2, only 1 for an OPT-layout
-        target (no grouped-query attention).
+        target without grouped-query attention (OPT, GPT-2, GPT-NeoX).
         """
         step = 64 if target.hidden < 2048 else 128 * (target.hidden // 2048)
         head_dims = (32, 64) if step == 64 else (64, 128)
@@ -240,17 +244,19 @@ class SearchSpace:
             hidden_max=hidden_max,
             hidden_step=step,
             head_dims=head_dims,
-            kv_group_sizes=(1,) if target.family == "opt" else (1, 2),
+            kv_group_sizes=(1,) if _multi_head_opt(target) else (1, 2),
         )
         return base.with_overrides(**overrides)
 
     def check_target(self, target: ArchSpec) -> SearchSpace:
         """This space, after checking that every draft it holds can take the target's layout:
-        ``ValueError`` for key/value groups above 1 with an OPT-layout target."""
-        if target.family == "opt" and any(g > 1 for g in self.kv_group_sizes):
+        ``ValueError`` for key/value groups above 1 with an OPT-layout target without
+        grouped-query attention (OPT, GPT-2, GPT-NeoX: their model classes have none)."""
+        if _multi_head_opt(target) and any(g > 1 for g in self.kv_group_sizes):
             raise ValueError(
-                "`kv_group_sizes == [1]` must hold for a target of OPT layout (its drafts have "
-                f"no grouped-query attention), but got kv_group_sizes={list(self.kv_group_sizes)}."
+                "`kv_group_sizes == [1]` must hold for a target of OPT layout without grouped-"
+                "query attention (its drafts have none), but got "
+                f"kv_group_sizes={list(self.kv_group_sizes)}."
             )
         return self
 

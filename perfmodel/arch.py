@@ -13,7 +13,9 @@
   with biases. OPT-350m's projection of a smaller embedding (``word_embed_proj_dim``) is not
   modelled. GPT-NeoX (Pythia) and GPT-2 have the same layer parameters and differ only in the
   position table (``position_table_rows``: none for GPT-NeoX's rotary positions,
-  ``n_positions`` rows for GPT-2); GPT-NeoX's parallel residual adds no parameter.
+  ``n_positions`` rows for GPT-2); GPT-NeoX's parallel residual adds no parameter. Starcoder2
+  (grouped-query attention, no position table) and GPT-BigCode (StarCoder, SantaCoder:
+  multi-query attention, GPT-2's table) have this layer with fewer key/value heads.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ _LLAMA_LAYOUT = (
 _QKV_BIAS = ("qwen2", "qwen2_vl_text", "qwen2_5_vl_text")
 _QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text")
 # ... and with the OPT layer layout (two-matrix MLP, LayerNorms, biases everywhere).
-_OPT_LAYOUT = ("opt", "gpt_neox", "gpt2")
+_OPT_LAYOUT = ("opt", "gpt_neox", "gpt2", "starcoder2", "gpt_bigcode")
 _LAYOUTS = (*_LLAMA_LAYOUT, *_OPT_LAYOUT)
 # Their config classes' defaults where a config.json leaves a key out.
-_TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3_text", "smollm3", "opt", "gpt2"}
+_TIED_BY_DEFAULT = {
+    "gemma", "gemma2", "gemma3_text", "smollm3", "opt", "gpt2", "starcoder2", "gpt_bigcode",
+}  # fmt: skip
 _HEAD_DIM_256 = {"gemma", "gemma2", "gemma3_text"}
 
 
@@ -64,8 +68,8 @@ class ArchSpec:
     heads : int
         Attention (query) heads, >= 1.
     kv_heads : int
-        Key/value heads, >= 1, dividing ``heads`` (grouped-query attention when smaller). OPT has
-        no GQA, so ``kv_heads == heads`` there.
+        Key/value heads, >= 1, dividing ``heads`` (grouped-query attention when smaller; in the
+        OPT layout only Starcoder2's and GPT-BigCode's, OPT itself has ``kv_heads == heads``).
     vocab : int
         Vocabulary size (rows of the embedding table), >= 1.
     tied_embeddings : bool
@@ -178,11 +182,6 @@ class ArchSpec:
             raise ValueError(
                 "`heads % kv_heads == 0` must hold, but got "
                 f"heads={self.heads} and kv_heads={self.kv_heads}."
-            )
-        if self.family == "opt" and self.kv_heads != self.heads:
-            raise ValueError(
-                "`kv_heads == heads` must hold for family='opt' (OPT has no grouped-query "
-                f"attention), but got heads={self.heads} and kv_heads={self.kv_heads}."
             )
         bpp = self.bytes_per_param
         if isinstance(bpp, bool) or not isinstance(bpp, int | float) or not 0 < bpp < float("inf"):
@@ -376,7 +375,8 @@ class ArchSpec:
         ``qkv_bias``), qwen3 (with ``qk_norm``), gemma2 (with ``sandwich_norms``), gemma3_text
         (with both), granite, smollm3 and the language models of Qwen2-VL and Qwen2.5-VL (as
         qwen2) and Qwen3-VL (as qwen3); or opt, or one with its layer layout: gpt_neox (no
-        position table) and gpt2 (``n_positions`` rows). An image-text model whose
+        position table), starcoder2 (no position table, grouped-query), gpt2 (``n_positions``
+        rows) and gpt_bigcode (``n_positions`` rows, multi-query). An image-text model whose
         ``text_config`` is one of these (Gemma 3 4B and up, Mistral 3, LLaVA, Qwen2.5-VL) is its
         language model with the LM head tied as the wrapper's ``tie_word_embeddings`` says: what
         a decoding step runs (the vision tower is not counted). A ``head_dim`` other than hidden /
@@ -387,7 +387,8 @@ class ArchSpec:
 
         Raises ``ValueError`` for other model types and for options the spec does not model
         (attention or MLP biases in llama, OPT's ``word_embed_proj_dim != hidden``, OPT without
-        the final LayerNorm, GPT-NeoX without attention biases, GPT-2 with cross-attention), and
+        the final LayerNorm, GPT-NeoX without attention biases, Starcoder2 without biases, GPT-2
+        or GPT-BigCode with cross-attention), and
         for a config that lacks a key its model type needs.
         """
         if not isinstance(config, Mapping):
@@ -467,29 +468,37 @@ class ArchSpec:
                 "`attention_bias` must be true for a gpt_neox ArchSpec (its layout has biases), "
                 "but got attention_bias=False."
             )
-        if kind == "gpt2" and config.get("add_cross_attention"):
+        if kind in ("gpt2", "gpt_bigcode") and config.get("add_cross_attention"):
             raise ValueError(
-                "`add_cross_attention` must be false for a gpt2 ArchSpec (a decoder only), but "
-                "got add_cross_attention=True."
+                f"`add_cross_attention` must be false for a {kind} ArchSpec (a decoder only), "
+                "but got add_cross_attention=True."
+            )
+        if kind == "starcoder2" and not config.get("use_bias", True):
+            raise ValueError(
+                "`use_bias` must be true for a starcoder2 ArchSpec (its layout has biases), but "
+                "got use_bias=False."
             )
         if kind in _OPT_LAYOUT:
-            # OPT's names, GPT-NeoX's (Pythia: rotary, no position table) and GPT-2's
-            if kind == "gpt2":
+            # OPT's names, GPT-NeoX's (Pythia: rotary, no position table), Starcoder2's (the
+            # same, grouped-query), GPT-2's and GPT-BigCode's (GPT-2's, multi-query)
+            if kind in ("gpt2", "gpt_bigcode"):
                 hidden, heads, layers = config["n_embd"], config["n_head"], config["n_layer"]
                 ffn = config.get("n_inner") or 4 * hidden
                 positions = rows = config.get("n_positions", 1024)
+                kv = 1 if kind == "gpt_bigcode" and config.get("multi_query", True) else heads
             else:
                 hidden, heads = config["hidden_size"], config["num_attention_heads"]
                 layers = config["num_hidden_layers"]
                 ffn = config["ffn_dim" if kind == "opt" else "intermediate_size"]
                 positions = config.get("max_position_embeddings", 2048)
                 rows = None if kind == "opt" else 0
+                kv = config.get("num_key_value_heads") or heads
             return cls(
                 layers=layers,
                 hidden=hidden,
                 ffn=ffn,
                 heads=heads,
-                kv_heads=heads,
+                kv_heads=kv,
                 vocab=config["vocab_size"],
                 tied_embeddings=tied,
                 family="opt",

@@ -86,29 +86,29 @@ def load_profile_rows(
 
 
 def describable(frame: pd.DataFrame, *, own_head_width: bool = True) -> pd.Series:
-    """Which rows have a shape the latency model describes: any Llama-layout shape, and
-    two-matrix-MLP shapes with as many key/value heads as heads and a head width of hidden /
-    heads (OPT's layout; an empty ``head_dim``, in rows written before the column, is that).
-    ``own_head_width=False``: Llama-layout shapes too only with a head width of hidden / heads
-    (for readers whose shape key holds none, the report's latency figures).
+    """Which rows have a shape the latency model describes: Llama-layout shapes and
+    two-matrix-MLP shapes (OPT's layout, with Starcoder2's and GPT-BigCode's grouped- or
+    multi-query attention too), the latter with a head width of hidden / heads (an empty
+    ``head_dim``, in rows written before the column, is that). ``own_head_width=False``:
+    Llama-layout shapes too only with a head width of hidden / heads (for readers whose shape
+    key holds none, the report's latency figures).
 
-    A profile of a two-matrix-MLP model with grouped- or multi-query attention (Falcon-7B,
-    GPT-BigCode) is a valid profile but no shape the latency model's shape key holds, so the
-    readers of a profile folder (:func:`load_profile_rows`, the report's latency figures) leave
-    such a model's file out rather than fail on the whole folder or fit it as another shape.
-    A Llama-layout model with its own head width (Qwen3-0.6B, gemma-7b) is its own shape in the
-    latency model (the key's ``("head_size", width)``).
+    A profile of a two-matrix-MLP model whose head width is not hidden / heads is a valid
+    profile but no shape the latency model's key holds, so the readers of a profile folder
+    (:func:`load_profile_rows`, the report's latency figures) leave such a model's file out
+    rather than fail on the whole folder or fit it as another shape. A Llama-layout model with
+    its own head width (Qwen3-0.6B, gemma-7b) is its own shape in the latency model (the key's
+    ``("head_size", width)``).
     """
     family = frame["family"].astype(str)
     heads = pd.to_numeric(frame["heads"], errors="coerce")
-    kv = pd.to_numeric(frame["kv_heads"], errors="coerce")
     derived = pd.Series(True, index=frame.index)
     if "head_dim" in frame.columns:
         hd = pd.to_numeric(frame["head_dim"], errors="coerce")
         hidden = pd.to_numeric(frame["hidden"], errors="coerce")
         derived = hd.isna() | (hd * heads == hidden)
     llama = (family == "llama") & (derived | own_head_width)
-    return llama | ((family == "opt") & (kv == heads) & derived)
+    return llama | ((family == "opt") & derived)
 
 
 def read_profile_csv(path: str | os.PathLike[str], required: Iterable[str]) -> pd.DataFrame:

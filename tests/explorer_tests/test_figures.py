@@ -621,10 +621,12 @@ def test_shipped_zoo_curve_ends_at_the_recorded_validation_loss():
 
 
 def test_the_latency_figures_leave_out_a_shape_perfmodel_does_not_describe(tmp_path):
-    # a Falcon-7B-like profile (two-matrix MLP, multi-query) beside a Llama one
+    # a two-matrix-MLP profile with its own head width beside a Llama one and a Falcon-7B-like
+    # one (two-matrix MLP, multi-query: described)
     from explorer.figures.latency import get_token_latency_info, load_profiles
     from tests.perfmodel_tests.test_profile_folder import profile_folder
 
     profiles = load_profiles(profile_folder(tmp_path))
-    assert set(profiles.fits["model"]) == {"zoo-target"}
-    assert set(get_token_latency_info(profiles, depths=(1, 2)).model) == {"zoo-target"}
+    assert set(profiles.fits["model"]) == {"zoo-target", "falcon-like"}
+    shown = set(get_token_latency_info(profiles, depths=(1, 2), group="all").model)
+    assert shown == {"zoo-target", "falcon-like"}

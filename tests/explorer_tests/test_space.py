@@ -123,6 +123,10 @@ def test_grouped_key_values_are_refused_for_an_opt_layout_target():
     with pytest.raises(ValueError, match=r"kv_group_sizes == \[1\].*OPT.*\[1, 2\]"):
         space.check_target(target)
     assert space.check_target(get_preset("llama-7b")) is space
+    # an OPT-layout target with grouped key/values of its own (Starcoder2) gets them
+    starcoder2 = target.replace(kv_heads=target.heads // 4, position_table_rows=0)
+    assert SearchSpace.for_target(starcoder2).kv_group_sizes == (1, 2)
+    assert space.check_target(starcoder2) is space
 
 
 def test_a_draft_takes_the_targets_layer_layout_but_its_own_head_width():

@@ -117,7 +117,6 @@ BAD = [
     ("tied not bool", dict(tied_embeddings="no")),
     ("bytes 0", dict(bytes_per_param=0)),
     ("max_positions 0", dict(max_positions=0)),
-    ("opt gqa", dict(family="opt")),  # kv_heads=2 != heads=4
 ]
 
 

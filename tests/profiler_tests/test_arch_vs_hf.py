@@ -174,15 +174,30 @@ OPT_LAYOUTS = {
     "gpt2_inner": lambda: transformers.GPT2Config(
         n_layer=3, n_embd=96, n_head=6, n_inner=160, vocab_size=777, n_positions=300,
     ),
+    # Starcoder2: no position table, grouped-query attention, biases (use_bias)
+    "starcoder2": lambda: transformers.Starcoder2Config(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=256, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, max_position_embeddings=128,
+    ),
+    # GPT-BigCode (StarCoder, SantaCoder, tiny_starcoder): GPT-2's table, multi-query
+    "gpt_bigcode": lambda: transformers.GPTBigCodeConfig(
+        n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=128,
+    ),
+    "gpt_bigcode_mha": lambda: transformers.GPTBigCodeConfig(
+        n_layer=2, n_embd=64, n_head=4, n_inner=160, vocab_size=1000, n_positions=128,
+        multi_query=False,
+    ),
 }  # fmt: skip
+KV_HEADS = {"starcoder2": 2, "gpt_bigcode": 1}
 
 
 @pytest.mark.parametrize("kind", sorted(OPT_LAYOUTS))
 def test_opt_layout_model_types_count_as_hf_does(kind):
     config = OPT_LAYOUTS[kind]()
     spec = _spec_counting_as_hf(config)
-    assert spec.family == "opt" and spec.kv_heads == spec.heads and not spec.sandwich_norms
-    if config.model_type == "gpt_neox":
+    assert spec.family == "opt" and not spec.sandwich_norms
+    assert spec.kv_heads == KV_HEADS.get(kind, spec.heads)
+    if config.model_type in ("gpt_neox", "starcoder2"):
         assert spec.position_rows == spec.position_table_rows == 0
         assert spec.ffn == config.intermediate_size
     else:
@@ -227,6 +242,7 @@ def test_a_head_dim_apart_from_hidden_over_heads_counts_as_hf_does(kind):
 
 
 def test_options_other_families_do_not_have_are_refused():
+    # (grouped key/values are the OPT layout's too: Starcoder2, GPT-BigCode)
     shape = {"layers": 1, "hidden": 64, "ffn": 64, "heads": 4, "kv_heads": 4, "vocab": 10,
              "tied_embeddings": True}  # fmt: skip
     for flag, value in (("qkv_bias", True), ("qk_norm", True), ("head_size", 16),
@@ -246,9 +262,15 @@ def test_options_the_spec_does_not_model_are_refused_by_name():
     neox = OPT_LAYOUTS["gpt_neox"]().to_dict()
     with pytest.raises(ValueError, match="attention_bias"):
         ArchSpec.from_hf_config(neox | {"attention_bias": False})
+    starcoder2 = OPT_LAYOUTS["starcoder2"]().to_dict()
+    with pytest.raises(ValueError, match="use_bias"):
+        ArchSpec.from_hf_config(starcoder2 | {"use_bias": False})
     gpt2 = OPT_LAYOUTS["gpt2"]().to_dict()
     with pytest.raises(ValueError, match="add_cross_attention"):
         ArchSpec.from_hf_config(gpt2 | {"add_cross_attention": True})
+    bigcode = OPT_LAYOUTS["gpt_bigcode"]().to_dict()
+    with pytest.raises(ValueError, match="add_cross_attention"):
+        ArchSpec.from_hf_config(bigcode | {"add_cross_attention": True})
     with pytest.raises(
         ValueError, match="model_type in .*gpt_neox.*gpt2.*but got model_type='bloom'"
     ):
