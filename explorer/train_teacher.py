@@ -19,17 +19,25 @@ from perfmodel.atomic import atomic_write_bytes
 
 
 def check_teacher(teacher_dir: Path, *, vocab_size: int) -> None:
-    """Raise ValueError unless ``teacher_dir`` is a HF folder whose vocabulary is ``vocab_size``."""
-    from transformers import AutoConfig
+    """Raise ValueError unless ``teacher_dir`` is a HF folder whose vocabulary is ``vocab_size``
+    (an image-text model's is its language model's); custom model code is refused as the
+    profiler refuses it."""
+    from profiler.build import resolve_model
 
     if not (teacher_dir / "config.json").is_file():
         raise ValueError(
             f"`teacher` must be a Hugging Face folder with config.json, but got "
             f"teacher={str(teacher_dir)!r}."
         )
-    teacher_vocab = AutoConfig.from_pretrained(
-        teacher_dir, trust_remote_code=False, local_files_only=True
-    ).vocab_size
+    try:
+        teacher_vocab = resolve_model(str(teacher_dir)).config.vocab_size
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise ValueError(
+            "`teacher` must be a model transformers builds without custom code (specdec train "
+            f"runs none), but {str(teacher_dir)!r} names its own in config.json (auto_map)."
+        ) from None
     if teacher_vocab != vocab_size:
         raise ValueError(
             f"`teacher vocab_size == student vocab_size` must hold, but got "

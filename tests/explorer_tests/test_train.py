@@ -139,6 +139,26 @@ def test_distillation_from_a_teacher(tiny):
     assert len(cached) == 8
 
 
+def test_distillation_from_an_image_text_teacher(tiny):
+    # a Gemma 3 4B+-style teacher (Gemma3ForConditionalGeneration): its vocabulary is its
+    # language model's (the wrapper's config has none of its own: once an AttributeError)
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    teacher = tiny["root"] / "gemma3-teacher"
+    config = Gemma3Config(
+        text_config=dict(num_hidden_layers=1, hidden_size=32, intermediate_size=64,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                         vocab_size=300, model_type="gemma3_text"),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=28, patch_size=14),
+    )  # fmt: skip
+    Gemma3ForConditionalGeneration(config).save_pretrained(teacher)
+    out = tiny["root"] / "student-of-gemma3"
+    result = train_model(_config(tiny, out, teacher=teacher, tokens=4 * 32 * 2), progress=False)
+    assert json.loads((out / "zoo_meta.json").read_text())["distilled"] is True
+    assert np.isfinite(result.val_loss)
+
+
 def test_continued_training_starts_from_the_given_weights(tiny):
     first = tiny["root"] / "first"
     base = train_model(_config(tiny, first), progress=False)
@@ -159,7 +179,12 @@ def _cli(argv: list[str], capsys) -> tuple[int, str]:
 
 @pytest.mark.parametrize(
     ("case", "needle"),
-    [("empty-corpus", "corpus"), ("zero-tokens", "tokens > 0"), ("teacher-vocab", "vocab")],
+    [
+        ("empty-corpus", "corpus"),
+        ("zero-tokens", "tokens > 0"),
+        ("teacher-vocab", "vocab"),
+        ("teacher-code", "without custom code"),
+    ],
 )
 def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case, needle):
     argv = ["train", "--out", str(tmp_path / "out"), "--tokens", "1000", "--layers", "1"]
@@ -178,6 +203,10 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case, needle):
 
         teacher = tmp_path / "teacher"
         LlamaConfig(vocab_size=512, hidden_size=32, num_hidden_layers=1).save_pretrained(teacher)
+        if case == "teacher-code":  # a hub folder with its own model code, the vocab matching
+            raw = json.loads((teacher / "config.json").read_text())
+            raw |= {"vocab_size": 300, "auto_map": {"AutoModelForCausalLM": "m.XForCausalLM"}}
+            (teacher / "config.json").write_text(json.dumps(raw))
         argv += ["--teacher", str(teacher)]
     argv += ["--corpus", str(corpus), "--no-progress"]
     code, err = _cli(argv, capsys)
