@@ -414,10 +414,21 @@ def build_model(
         if getattr(config, "layer_types", None):
             config.layer_types = _cycle(list(config.layer_types), layers)
     config.use_cache = True
-    with torch.device(device), no_init_weights():
-        model = AutoModelForCausalLM.from_config(
-            config, dtype=tdtype, trust_remote_code=recipe.trust_remote_code
-        )
+    try:
+        with torch.device(device), no_init_weights():
+            model = AutoModelForCausalLM.from_config(
+                config, dtype=tdtype, trust_remote_code=recipe.trust_remote_code
+            )
+    except ValueError as exc:
+        if "Unrecognized configuration class" not in str(exc):
+            raise
+        import transformers
+
+        raise ValueError(
+            "`a model type with a causal-LM class in transformers` must hold to build "
+            f"{recipe.name}, but model_type={config.model_type!r} has none in transformers "
+            f"{transformers.__version__}."
+        ) from None
     _fill_random(model, seed=seed)
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()

@@ -196,3 +196,20 @@ def test_an_image_text_model_profiles_its_language_model(kind, tmp_path):
     model = build_model(recipe)
     assert type(model).__name__ == ("Gemma3ForCausalLM" if kind == "gemma3" else "LlamaForCausalLM")
     assert recipe.arch.tied_embeddings and recipe.arch.param_count == model.num_parameters()
+
+
+def test_a_language_model_without_a_causal_lm_class_is_refused_in_one_line(tmp_path):
+    # Qwen2.5-VL's text config has no causal-LM class: transformers' message listed every
+    # config class it knows
+    import transformers
+
+    transformers.Qwen2_5_VLConfig(
+        text_config=dict(num_hidden_layers=2, hidden_size=64, intermediate_size=176,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
+                         model_type="qwen2_5_vl_text"),
+    ).save_pretrained(tmp_path)  # fmt: skip
+    recipe = resolve_model(str(tmp_path))
+    assert recipe.arch.qkv_bias and recipe.arch.layers == 2  # predict/search still read it
+    with pytest.raises(ValueError, match=r"causal-LM class.*'qwen2_5_vl_text' has none") as err:
+        build_model(recipe)
+    assert len(str(err.value)) < 300
