@@ -285,6 +285,23 @@ class LatencyModel:
         """Whether this shape (any depth) was measured."""
         return _key(arch) in self.tables
 
+    def outside_profile(
+        self, arch: ArchSpec, *, batch: int, context: int, query: int
+    ) -> dict[str, tuple[int, int]]:
+        """The axes on which (batch, context, query) lies outside what was measured of this
+        shape, each with its measured (lowest, highest): there the tables' edge value is scaled
+        by the fitted model (extrapolated). Empty for a point inside, and for a shape never
+        profiled (predicted from the fitted terms everywhere)."""
+        table = self.tables.get(_key(arch))
+        if table is None:
+            return {}
+        out = {}
+        for name, value in (("batch", batch), ("context", context), ("query", query)):
+            axis = getattr(table, name)
+            if not min(axis) <= value <= max(axis):
+                out[name] = (int(min(axis)), int(max(axis)))
+        return out
+
     def latency_fn(self, arch: ArchSpec, *, profiled: bool = True) -> ArchLatency:
         """``fn(batch, context, query) -> ms`` of ``arch`` at its depth ``arch.layers``.
 

@@ -218,7 +218,37 @@ def build_latencies(args: argparse.Namespace) -> dict[str, Any]:
     target_fn, draft_provider, _ = build_latency(
         target, device_profile=args.device_profile, hardware=args.hardware
     )
-    return {"draft_ms": draft_provider(draft), "target_ms": target_fn, "verify_ms": None}
+    notes = []
+    if draft.vocab != target.vocab:
+        notes.append(
+            f"the draft's vocabulary ({draft.vocab}) is not the target's ({target.vocab}): "
+            "speculative decoding needs one tokenizer (a draft may pad its logits to the "
+            "target's width, not change its tokens)"
+        )
+    model = getattr(draft_provider, "__self__", None)  # the fitted LatencyModel, if any
+    if args.device_profile is not None and model is not None:
+        # the target runs at q = 1 (plain decoding) and q = γ + 1 (verification), the draft at 1
+        for role, spec, queries in (
+            ("target", target, (1, args.gamma + 1)),
+            ("draft", draft, (1,)),
+        ):
+            asked = {"batch": args.batch, "context": args.context}
+            outside: dict[str, tuple[int, int]] = {}
+            for q in queries:
+                out = model.outside_profile(spec, batch=args.batch, context=args.context, query=q)
+                if "query" in out:
+                    asked["query"] = q
+                outside |= out
+            for axis, (lo, hi) in outside.items():
+                notes.append(
+                    f"the {role}'s {axis} {asked[axis]} is outside its profiled {axis} "
+                    f"{lo}..{hi}: extrapolated by the fitted model (profile that point to "
+                    "measure it)"
+                )
+    return {
+        "draft_ms": draft_provider(draft), "target_ms": target_fn, "verify_ms": None,
+        "notes": notes,
+    }  # fmt: skip
 
 
 def predict(
@@ -271,16 +301,21 @@ def predict(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    return predict(
+    latencies = build_latencies(args)
+    notes = latencies.pop("notes", [])
+    result = predict(
         gamma=args.gamma,
         acceptance=build_acceptance(args),
-        latencies=build_latencies(args),
+        latencies=latencies,
         overhead_ms=args.overhead_ms,
         batch=args.batch,
         context=args.context if args.target is not None else 0,
         gamma_max=args.gamma_max,
         extra_draft_calls=args.extra_draft_calls,
     )
+    if notes:
+        result["notes"] = notes
+    return result
 
 
 def format_text(result: dict[str, Any]) -> str:
@@ -308,4 +343,5 @@ def format_text(result: dict[str, Any]) -> str:
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     curve = "  ".join(f"{g}:{s:.2f}" for g, s in enumerate(result["speedup_curve"]))
     lines.append(f"  speedup by gamma: {curve}")
+    lines += [f"  note: {note}" for note in result.get("notes", ())]
     return "\n".join(lines)

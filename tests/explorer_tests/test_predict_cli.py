@@ -279,3 +279,29 @@ def test_a_profiled_model_with_its_own_head_width_predicts_from_its_own_table(ca
     target_ms = 1000.0 / out["baseline_tokens_per_s"]
     assert target_ms == pytest.approx(one["t_fixed_ms"] + 4 * one["t_layer_ms"], rel=0.02)
     assert out["draft_ms"] == pytest.approx(2 * (one["t_fixed_ms"] + one["t_layer_ms"]), rel=0.02)
+    assert "notes" not in out  # every pass inside what was profiled
+    # at the default context (128) both passes are extrapolated from n = 16: said so
+    out = _json(capsys, ["predict", "--alpha", "0.7", "--gamma", "2", "--target",
+                         str(tmp_path / "qwen3"), "--draft", str(tmp_path / "qwen3"),
+                         "--draft-layers", "1", "--device-profile", str(folder)])  # fmt: skip
+    assert [n.split(":")[0] for n in out["notes"]] == [
+        "the target's context 128 is outside its profiled context 16..16",
+        "the draft's context 128 is outside its profiled context 16..16",
+    ]
+
+
+def test_a_draft_of_another_vocabulary_is_noted(capsys, tmp_path):
+    from transformers import Gemma2Config
+
+    Gemma2Config(num_hidden_layers=2, hidden_size=256, intermediate_size=512,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=64,
+                 vocab_size=256000).save_pretrained(tmp_path / "gemma2")  # fmt: skip
+    argv = ["predict", "--alpha", "0.7", "--gamma", "4", "--target", "llama-7b", "--draft",
+            str(tmp_path / "gemma2"), "--hardware", "H200"]  # fmt: skip
+    out = _json(capsys, argv)
+    assert (
+        len(out["notes"]) == 1
+        and "vocabulary (256000) is not the target's (32000)" in out["notes"][0]
+    )
+    assert main(argv) == 0
+    assert "  note: the draft's vocabulary" in capsys.readouterr().out

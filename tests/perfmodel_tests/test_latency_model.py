@@ -400,3 +400,16 @@ def test_rows_of_mixed_head_widths_get_each_rows_terms():
     keys = row_keys(rows)
     assert keys[0] == keys[1] != keys[2] == (*keys[0], ("head_size", 128))
     assert _arch_from_key(keys[2]).head_dim == 128 and _arch_from_key(keys[0]).head_size is None
+
+
+def test_outside_profile_names_the_axes_a_point_leaves(model):
+    # the synthetic rows: batch 1 and 4, context 128 and 512, query 1, 4 and 17
+    w512 = _arch(512)
+    assert model.outside_profile(w512, batch=4, context=300, query=4) == {}
+    assert model.outside_profile(w512, batch=8, context=2048, query=4) == {
+        "batch": (1, 4), "context": (128, 512)
+    }  # fmt: skip
+    assert model.outside_profile(w512, batch=1, context=128, query=20) == {"query": (1, 17)}
+    never = w512.replace(ffn=1000)  # not profiled: predicted from the terms everywhere
+    assert not model.is_profiled(never)
+    assert model.outside_profile(never, batch=64, context=9999, query=99) == {}
