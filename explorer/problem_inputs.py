@@ -28,6 +28,7 @@ __all__ = [
     "build_acceptance",
     "build_latency",
     "check_budgets",
+    "profile_notes",
     "resolve_target",
     "space_for",
 ]
@@ -160,6 +161,31 @@ def _profile_latency(target: Any, folder: Path) -> tuple[Any, Any, dict[str, Any
         "target_profiled": model.is_profiled(target),
     }
     return model.latency_fn(target), model.latency_fn, info
+
+
+def profile_notes(
+    latency_provider: Any, spec: Any, role: str, *, batch: int, context: int, queries: Any
+) -> list[str]:
+    """Notes for a pass of ``spec`` (``role``: "target", "draft") at ``batch``, ``context`` and
+    each query length in ``queries`` that lies outside what the device profile measured of its
+    shape (the fitted model extrapolates there). ``latency_provider`` is the draft provider
+    :func:`build_latency` returned; none without a device profile or for a shape never
+    profiled."""
+    model = getattr(latency_provider, "__self__", None)  # the fitted LatencyModel, if any
+    if not hasattr(model, "outside_profile"):
+        return []
+    asked: dict[str, int] = {"batch": batch, "context": context}
+    outside: dict[str, tuple[int, int]] = {}
+    for q in queries:
+        out = model.outside_profile(spec, batch=batch, context=context, query=q)
+        if "query" in out:
+            asked["query"] = q
+        outside |= out
+    return [
+        f"the {role}'s {axis} {asked[axis]} is outside its profiled {axis} {lo}..{hi}: "
+        "extrapolated by the fitted model (profile that point to measure it)"
+        for axis, (lo, hi) in outside.items()
+    ]
 
 
 def check_budgets(problem: Any, space: SearchSpace) -> None:

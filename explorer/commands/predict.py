@@ -201,6 +201,7 @@ def build_latencies(args: argparse.Namespace) -> dict[str, Any]:
             "`--verify-ms only with --draft-ms/--target-ms` must hold: with models the latency "
             "model gives the verification pass."
         )
+    from explorer.problem_inputs import profile_notes
     from explorer.search import build_latency, resolve_target
 
     target = resolve_target(args.target)
@@ -225,26 +226,11 @@ def build_latencies(args: argparse.Namespace) -> dict[str, Any]:
             "speculative decoding needs one tokenizer (a draft may pad its logits to the "
             "target's width, not change its tokens)"
         )
-    model = getattr(draft_provider, "__self__", None)  # the fitted LatencyModel, if any
-    if args.device_profile is not None and model is not None:
-        # the target runs at q = 1 (plain decoding) and q = γ + 1 (verification), the draft at 1
-        for role, spec, queries in (
-            ("target", target, (1, args.gamma + 1)),
-            ("draft", draft, (1,)),
-        ):
-            asked = {"batch": args.batch, "context": args.context}
-            outside: dict[str, tuple[int, int]] = {}
-            for q in queries:
-                out = model.outside_profile(spec, batch=args.batch, context=args.context, query=q)
-                if "query" in out:
-                    asked["query"] = q
-                outside |= out
-            for axis, (lo, hi) in outside.items():
-                notes.append(
-                    f"the {role}'s {axis} {asked[axis]} is outside its profiled {axis} "
-                    f"{lo}..{hi}: extrapolated by the fitted model (profile that point to "
-                    "measure it)"
-                )
+    # the target runs at q = 1 (plain decoding) and q = γ + 1 (verification), the draft at 1
+    for role, spec, queries in (("target", target, (1, args.gamma + 1)), ("draft", draft, (1,))):
+        notes += profile_notes(
+            draft_provider, spec, role, batch=args.batch, context=args.context, queries=queries
+        )
     return {
         "draft_ms": draft_provider(draft), "target_ms": target_fn, "verify_ms": None,
         "notes": notes,

@@ -170,6 +170,7 @@ def _bounds(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from explorer import search as s
     from explorer.objective import Objective, SearchProblem, predict_configs
+    from explorer.problem_inputs import profile_notes
 
     target = s.resolve_target(args.target)
     space = s.space_for(target, space_file=args.space, **_bounds(args))
@@ -177,6 +178,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         target, device_profile=args.device_profile, hardware=args.hardware
     )
     acceptance, acceptance_info = s.build_acceptance(alpha=args.alpha, acceptance=args.acceptance)
+    notes = profile_notes(
+        draft_latency, target, "target", batch=args.batch, context=args.context,
+        queries=(1, space.gamma_max + 1),
+    )  # fmt: skip
     problem = SearchProblem(
         target=target,
         target_latency=target_latency,
@@ -228,6 +233,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "latency": latency_info,
         **s.study_results(study, top=args.top, cost=args.cost),
     }
+    if notes:
+        result["notes"] = notes
     if hasattr(acceptance, "leave_one_out") and acceptance_info.get("kind") == "model":
         result["acceptance"] = {
             **acceptance_info,
@@ -293,6 +300,7 @@ def format_text(result: dict[str, Any]) -> str:
         f"{t['fail']} failed, {t['running']} running; {result['feasible']} feasible; space of {result['space_size']}",
         f"acceptance: {result['acceptance']}",
         f"latency: {result['latency']}",
+        *(f"note: {note}" for note in result.get("notes", ())),
         "best configurations (predicted):",
         *(_fmt_row(r) for r in result["best"]),
         "Pareto front (tokens/s vs cost):",

@@ -83,3 +83,22 @@ def test_mask_url():
     assert mask_url("mysql+pymysql://u:p%40ss@h/db") == "mysql+pymysql://u:***@h/db"
     assert mask_url("sqlite:///runs/x.db") == "sqlite:///runs/x.db"
     assert mask_url("postgresql://u@h/db") == "postgresql://u@h/db"
+
+
+def test_a_target_point_outside_its_profile_is_noted(tmp_path, capsys):
+    # the zoo target is profiled at batch 1 and 4, contexts 128 and 256, q = 1..9 and 17
+    base = ["search", "--target", "data/zoo/target", "--device-profile",
+            "data/profiles/cpu-epyc-1c", "--alpha", "0.7", "--trials", "2", "--no-progress",
+            "--depth", "1:2", "--json"]  # fmt: skip
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = _run([*base, "--storage", storage, "--study", "inside"], capsys)
+    assert code == 0, err
+    assert "notes" not in json.loads(out.strip().splitlines()[-1])
+    argv = [*base, "--storage", storage, "--study", "outside", "--batch", "8", "--context", "1500"]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    notes = json.loads(out.strip().splitlines()[-1])["notes"]
+    assert [n.split(":")[0] for n in notes] == [
+        "the target's batch 8 is outside its profiled batch 1..4",
+        "the target's context 1500 is outside its profiled context 128..256",
+    ]
