@@ -93,8 +93,10 @@ def describable(frame: pd.DataFrame, *, own_head_width: bool = True) -> pd.Serie
     Llama-layout shapes too only with a head width of hidden / heads (for readers whose shape
     key holds none, the report's latency figures).
 
-    A profile of a two-matrix-MLP model whose head width is not hidden / heads is a valid
-    profile but no shape the latency model's key holds, so the readers of a profile folder
+    A profile of a two-matrix-MLP model whose head width is not hidden / heads, or of a
+    mixture-of-experts model (``experts`` > 0: Mixtral, Qwen-MoE; its MLP reads the experts its
+    tokens pick, which no term of the model describes), is a valid profile but no shape the
+    latency model's key holds, so the readers of a profile folder
     (:func:`load_profile_rows`, the report's latency figures) leave such a model's file out
     rather than fail on the whole folder or fit it as another shape. A Llama-layout model with
     its own head width (Qwen3-0.6B, gemma-7b) is its own shape in the latency model (the key's
@@ -108,7 +110,10 @@ def describable(frame: pd.DataFrame, *, own_head_width: bool = True) -> pd.Serie
         hidden = pd.to_numeric(frame["hidden"], errors="coerce")
         derived = hd.isna() | (hd * heads == hidden)
     llama = (family == "llama") & (derived | own_head_width)
-    return llama | ((family == "opt") & derived)
+    dense = pd.Series(True, index=frame.index)
+    if "experts" in frame.columns:  # a mixture-of-experts MLP has no terms in the model
+        dense = pd.to_numeric(frame["experts"], errors="coerce").fillna(0) <= 1
+    return (llama | ((family == "opt") & derived)) & dense
 
 
 def read_profile_csv(path: str | os.PathLike[str], required: Iterable[str]) -> pd.DataFrame:

@@ -231,6 +231,16 @@ def _apply_overrides(config: Any, overrides: Mapping[str, int]) -> None:
         config.word_embed_proj_dim = config.hidden_size
 
 
+def _experts(config: Any) -> int:
+    """Routed experts of a mixture-of-experts config (Mixtral's num_local_experts, Qwen-MoE's
+    num_experts, DeepSeek's n_routed_experts, gpt-oss's num_local_experts), 0 for a dense one."""
+    for name in ("num_local_experts", "num_experts", "n_routed_experts"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 1:
+            return value
+    return 0
+
+
 def arch_fields(config: Any) -> dict[str, Any]:
     """The shape columns of a profile row, read from any decoder's HF config.
 
@@ -238,7 +248,8 @@ def arch_fields(config: Any) -> dict[str, Any]:
     -------
     dict
         ``layers, hidden, ffn, heads, kv_heads, head_dim, vocab`` (counts; head_dim is the
-        config's where it names one, else hidden / heads), ``family`` (``"llama"`` for a gated
+        config's where it names one, else hidden / heads), ``experts`` (routed experts of a
+        mixture-of-experts MLP, 0 for a dense one), ``family`` (``"llama"`` for a gated
         MLP, ``"opt"`` for a two-matrix MLP), ``tied`` (bool), ``model_type`` (HF's).
 
     Raises
@@ -275,6 +286,7 @@ def arch_fields(config: Any) -> dict[str, Any]:
         "kv_heads": int(kv),
         "head_dim": int(getattr(config, "head_dim", None) or hidden // heads),
         "vocab": int(config.vocab_size),
+        "experts": _experts(config),
         "family": "opt" if model_type in _TWO_MATRIX_MLP else "llama",
         "tied": bool(getattr(config, "tie_word_embeddings", False)),
         "model_type": model_type,

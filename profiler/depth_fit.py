@@ -21,8 +21,8 @@ __all__ = ["FIT_COLUMNS", "FIT_KEY", "fit_depths", "fit_profile"]
 
 # Columns of <model>.fit.csv.
 FIT_COLUMNS = (
-    "model", "family", "layers", "hidden", "ffn", "heads", "kv_heads", "head_dim", "vocab", "tied",
-    "batch", "context", "query", "dtype",
+    "model", "family", "layers", "hidden", "ffn", "heads", "kv_heads", "head_dim", "experts",
+    "vocab", "tied", "batch", "context", "query", "dtype",
     "t_fixed_ms", "t_layer_ms", "fit_residual_ms", "fit_rel_residual", "depths",
     "cpu_t_fixed_ms", "cpu_t_layer_ms", "cpu_fit_rel_residual",
     "whole_ms", "composed_ms", "whole_rel_error",
@@ -167,6 +167,7 @@ def fit_profile(
                     )
                 },
                 "head_dim": first.get("head_dim"),  # rows written before it have none
+                "experts": first.get("experts"),  # nor this
                 **fit,
                 "depths": ";".join(str(int(d)) for d in sorted(use["depth"].unique())),
                 **cpu_fit,

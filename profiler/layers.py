@@ -60,7 +60,7 @@ __all__ = [
 # Columns of <model>.csv, in file order (units in data/README.md, section "profiles").
 ROW_COLUMNS = (
     "model", "source", "model_type", "family", "layers", "depth", "whole",
-    "hidden", "ffn", "heads", "kv_heads", "head_dim", "vocab", "tied", "params",
+    "hidden", "ffn", "heads", "kv_heads", "head_dim", "experts", "vocab", "tied", "params",
     "batch", "context", "query", "dtype",
     "median_ms", "iqr_ms", "min_ms", "max_ms", "repeats", "warmup", "block", "flush_bytes", "runs", "run_samples",
     "samples_ms", "cpu_median_ms", "cpu_iqr_ms", "cpu_samples_ms", "roofline_ms", "roofline_bound", "roofline_bytes", "achieved_bandwidth_bytes_per_s",
@@ -295,7 +295,15 @@ def profile_model(
                         "whole": depth == full,
                         **{
                             k: fields[k]
-                            for k in ("hidden", "ffn", "heads", "kv_heads", "head_dim", "vocab")
+                            for k in (
+                                "hidden",
+                                "ffn",
+                                "heads",
+                                "kv_heads",
+                                "head_dim",
+                                "experts",
+                                "vocab",
+                            )  # fmt: skip
                         },
                         "tied": fields["tied"],
                         "params": _param_count(recipe, depth),

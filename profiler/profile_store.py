@@ -177,7 +177,8 @@ def _with_pool_columns(rows: pd.DataFrame) -> pd.DataFrame:
 # makes it float, and the CSV's 6 significant digits would round it (a flush of 67108864 bytes
 # read back as 67108900, and a model's parameter count to 6 digits).
 _INTEGER_COLUMNS = (
-    "layers", "depth", "hidden", "ffn", "heads", "kv_heads", "head_dim", "vocab", "params", "batch",
+    "layers", "depth", "hidden", "ffn", "heads", "kv_heads", "head_dim", "experts", "vocab",
+    "params", "batch",
     "context", "query", "repeats", "warmup", "block", "flush_bytes", "runs", "threads",
 )  # fmt: skip
 

@@ -417,3 +417,26 @@ def test_rows_record_the_head_width_and_the_latency_model_keys_an_own_one_apart(
         for r in prof.rows[prof.rows["depth"] == 2].itertuples():
             got = m.latency_fn(spec)(r.batch, r.context, r.query)
             assert got == pytest.approx(r.median_ms, rel=0.01), r
+
+
+def test_a_mixture_of_experts_profile_records_its_experts_and_is_left_out_of_the_fit(tmp_path):
+    # Mixtral's rows once read as a dense Llama layer of ffn = one expert's width, and were
+    # fitted as one; they record the experts now and the latency model leaves them out
+    from transformers import MixtralConfig
+
+    from perfmodel.latency_profiles import describable, load_profile_rows
+
+    MixtralConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, vocab_size=128, num_local_experts=4,
+                  num_experts_per_tok=2).save_pretrained(tmp_path / "moe")  # fmt: skip
+    grid = ProfileGrid(batch=(1,), context=(8,), query=(1,), depths=(1, 2))
+    prof = profile_model(resolve_model(str(tmp_path / "moe")), grid=grid, measure=SyntheticTimer())
+    assert set(prof.rows["experts"]) == {4} and set(prof.fits["experts"]) == {4}
+    assert not describable(prof.rows).any()
+    llama = resolve_model("llama-7b", overrides={"layers": 2, "hidden": 256, "heads": 4})
+    plain = profile_model(llama, grid=grid, measure=SyntheticTimer())
+    assert set(plain.rows["experts"]) == {0} and describable(plain.rows).all()
+    folder = tmp_path / "profiles"
+    write_profile(prof, folder)
+    write_profile(plain, folder)
+    assert set(load_profile_rows(folder)["model"]) == set(plain.rows["model"])
