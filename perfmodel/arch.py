@@ -39,10 +39,18 @@ _OPT_POSITION_OFFSET = 2
 # Hugging Face model types with the llama layer layout (see ArchSpec.from_hf_config).
 _LLAMA_LAYOUT = (
     "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "granite",
-    "smollm3", "qwen2_vl_text", "qwen2_5_vl_text", "qwen3_vl_text",
+    "smollm3", "qwen2_vl_text", "qwen2_5_vl_text", "qwen3_vl_text", "mixtral", "qwen2_moe",
+    "qwen3_moe",
 )  # fmt: skip
-_QKV_BIAS = ("qwen2", "qwen2_vl_text", "qwen2_5_vl_text")
-_QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text")
+_QKV_BIAS = ("qwen2", "qwen2_vl_text", "qwen2_5_vl_text", "qwen2_moe")
+_QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text", "qwen3_moe")
+# Mixture-of-experts model types: the config key of one expert's width (the routed experts are
+# num_local_experts or num_experts: hub configs and transformers' own name them either way)
+_MOE = {
+    "mixtral": "intermediate_size",
+    "qwen2_moe": "moe_intermediate_size",
+    "qwen3_moe": "moe_intermediate_size",
+}
 # ... and with the OPT layer layout (two-matrix MLP, LayerNorms, biases everywhere).
 _OPT_LAYOUT = ("opt", "gpt_neox", "gpt2", "starcoder2", "gpt_bigcode")
 _LAYOUTS = (*_LLAMA_LAYOUT, *_OPT_LAYOUT)
@@ -92,6 +100,15 @@ class ArchSpec:
     position_table_rows : int, optional
         Rows of the learned position table, family "opt" only: 0 for none (GPT-NeoX), GPT-2's
         ``n_positions``; None (the default) is OPT's ``max_positions + 2``.
+    experts : int
+        Routed experts of a mixture-of-experts MLP in every layer (Mixtral, Qwen-MoE), family
+        "llama" only; 0 (the default) for a dense MLP, else >= 2, and ``ffn`` is one expert's
+        width. A router of ``experts x hidden`` picks ``experts_per_token`` of them per token.
+    experts_per_token : int
+        Experts each token runs (top-k), 1..``experts``; 0 for a dense MLP.
+    shared_expert_ffn : int
+        Width of an expert every token runs besides its routed ones, with a one-row sigmoid
+        gate (Qwen2-MoE); 0 (the default) for none.
     head_size : int, optional
         Width of one attention head where it is not ``hidden / heads`` (Qwen3-0.6B: 128 at
         hidden 1024 and 16 heads; gemma-7b: 256), family "llama" only; None (the default)
@@ -128,6 +145,9 @@ class ArchSpec:
     head_size: int | None = None
     sandwich_norms: bool = False
     position_table_rows: int | None = None
+    experts: int = 0
+    experts_per_token: int = 0
+    shared_expert_ffn: int = 0
     head_dim: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +182,7 @@ class ArchSpec:
                     "`position_table_rows` must be None unless family='opt' (llama has rotary "
                     f"positions), but got family={self.family!r}."
                 )
+        self._check_experts()
         size = self.head_size
         if size is not None:
             if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
@@ -188,6 +209,30 @@ class ArchSpec:
             raise ValueError(f"`bytes_per_param > 0` must hold, but got bytes_per_param={bpp!r}.")
         object.__setattr__(self, "head_dim", int(size) if size else self.hidden // self.heads)
 
+    def _check_experts(self) -> None:
+        for field in ("experts", "experts_per_token", "shared_expert_ffn"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise ValueError(f"`{field}` must be an integer >= 0, but got {field}={value!r}.")
+        e, k = self.experts, self.experts_per_token
+        if e == 0:
+            if k or self.shared_expert_ffn:
+                raise ValueError(
+                    "`experts_per_token == 0 and shared_expert_ffn == 0` must hold for a dense "
+                    f"MLP (experts=0), but got experts_per_token={k} and "
+                    f"shared_expert_ffn={self.shared_expert_ffn}."
+                )
+            return
+        if self.family != "llama":
+            raise ValueError(
+                f"`experts == 0` must hold unless family='llama', but got family={self.family!r}."
+            )
+        if e < 2 or not 1 <= k <= e:
+            raise ValueError(
+                "`experts >= 2 and 1 <= experts_per_token <= experts` must hold for a "
+                f"mixture-of-experts MLP, but got experts={e} and experts_per_token={k}."
+            )
+
     # --- parameter counts -------------------------------------------------------------------------
 
     @property
@@ -197,7 +242,7 @@ class ArchSpec:
         # q, o: (h, heads·head_dim); k, v: (h, kv_heads·head_dim)
         attention = 2 * h * qd + 2 * h * kv
         if self.family == "llama":
-            mlp = 3 * h * self.ffn  # gate, up, down
+            mlp = self._mlp_params(self.experts)  # gate, up, down (per expert, router)
             norms = (4 if self.sandwich_norms else 2) * h  # RMSNorm weights
             biases = qd + 2 * kv if self.qkv_bias else 0  # q, k, v biases (Qwen2)
             qk_norms = 2 * self.head_dim if self.qk_norm else 0  # q and k norms per head (Qwen3)
@@ -206,6 +251,40 @@ class ArchSpec:
         mlp = 2 * h * self.ffn + self.ffn + h  # fc1, fc2 with biases
         norms = 2 * 2 * h  # two LayerNorms, weight and bias
         return attention + mlp + norms
+
+    def _mlp_params(self, experts: float) -> float:
+        """A llama-layout MLP's parameters with ``experts`` of its routed experts (all of them
+        for the count, the active or touched ones for FLOPs and bytes read), plus the router and
+        a shared expert; a dense MLP's 3·h·ffn."""
+        h = self.hidden
+        if self.experts == 0:
+            return 3 * h * self.ffn
+        shared = 3 * h * self.shared_expert_ffn + h if self.shared_expert_ffn else 0
+        return experts * 3 * h * self.ffn + h * self.experts + shared
+
+    def experts_touched(self, tokens: ArrayLike) -> float | NDArray:
+        """Expected distinct experts a layer reads in a pass over ``tokens`` tokens (b·q):
+        E·(1 − (1 − k/E)^tokens), each token picking k of E experts at random (0 for a dense
+        MLP). Decoding one token reads k experts; verifying γ + 1 tokens reads up to
+        (γ + 1)·k, which is what makes a mixture-of-experts target's verification dear."""
+        t = np.asarray(tokens, dtype=float)
+        if self.experts == 0:
+            out = np.zeros_like(t)
+        else:
+            e, k = float(self.experts), float(self.experts_per_token)
+            out = e * (1.0 - (1.0 - k / e) ** t)
+        return out.item() if out.ndim == 0 else out
+
+    def layer_params_read(self, tokens: ArrayLike) -> float | NDArray:
+        """Parameters one layer reads in a pass over ``tokens`` tokens: all of them for a dense
+        layer; for a mixture-of-experts one, the attention, norms, router, shared expert and
+        the routed experts the tokens touch (:meth:`experts_touched`)."""
+        if self.experts == 0:
+            out = np.full(np.shape(tokens), float(self.layer_param_count))
+        else:
+            touched = self._mlp_params(np.asarray(self.experts_touched(tokens)))
+            out = self.layer_param_count - (self._mlp_params(self.experts) - touched)
+        return out.item() if out.ndim == 0 else out
 
     @property
     def position_rows(self) -> int:
@@ -271,9 +350,13 @@ class ArchSpec:
 
     @property
     def layer_matmul_params(self) -> int:
-        """Weights of one layer that enter a matrix product (no norms, no biases)."""
+        """Weights of one layer that enter a matrix product for one token (no norms, no biases;
+        of a mixture of experts, the router and the experts one token runs)."""
         h, kv = self.hidden, self.kv_heads * self.head_dim
-        mlp = (3 if self.family == "llama" else 2) * h * self.ffn
+        if self.family == "llama":  # a mixture of experts: the k experts a token runs, router
+            mlp = self._mlp_params(self.experts_per_token)
+        else:
+            mlp = 2 * h * self.ffn
         return 2 * h * self.query_width + 2 * h * kv + mlp
 
     def layer_flops_per_token(self, context: ArrayLike) -> float | NDArray:
@@ -434,10 +517,11 @@ class ArchSpec:
                     raise ValueError(
                         f"`{flag}` must be false for an ArchSpec, but got {flag}=True."
                     )
+            moe = _moe_fields(kind, config)
             return cls(
                 layers=config["num_hidden_layers"],
                 hidden=hidden,
-                ffn=config["intermediate_size"],
+                ffn=moe.pop("ffn", None) or config["intermediate_size"],
                 heads=heads,
                 kv_heads=config.get("num_key_value_heads") or heads,
                 vocab=config["vocab_size"],
@@ -448,6 +532,7 @@ class ArchSpec:
                 qk_norm=kind in _QK_NORM,
                 sandwich_norms=kind in ("gemma2", "gemma3_text"),
                 head_size=head_size,
+                **moe,
                 **common,
             )
         if kind == "opt":
@@ -507,6 +592,29 @@ class ArchSpec:
                 **common,
             )
         raise ValueError(f"`model_type in {_LAYOUTS}` must hold, but got model_type={kind!r}.")
+
+
+def _moe_fields(kind: str, config: Mapping[str, Any]) -> dict[str, int]:
+    """``experts``, ``experts_per_token``, ``shared_expert_ffn`` and ``ffn`` (one expert's
+    width) of a mixture-of-experts config; {} for a dense one. Raises ``ValueError`` for dense
+    layers between the sparse ones (Qwen-MoE's ``decoder_sparse_step`` > 1 or
+    ``mlp_only_layers``), which the spec's one layer shape does not hold."""
+    if kind not in _MOE:
+        return {}
+    width_key = _MOE[kind]
+    experts_key = "num_local_experts" if "num_local_experts" in config else "num_experts"
+    step, dense = config.get("decoder_sparse_step", 1), config.get("mlp_only_layers") or []
+    if step != 1 or dense:
+        raise ValueError(
+            "`every layer has the mixture-of-experts MLP` must hold for an ArchSpec, but got "
+            f"decoder_sparse_step={step} and mlp_only_layers={dense}."
+        )
+    return {
+        "experts": int(config[experts_key]),
+        "experts_per_token": int(config["num_experts_per_tok"]),
+        "shared_expert_ffn": int(config.get("shared_expert_intermediate_size") or 0),
+        "ffn": int(config[width_key]),
+    }
 
 
 def _check_context(context: ArrayLike) -> NDArray[np.float64]:

@@ -316,6 +316,12 @@ class LatencyModel:
         """
         if not isinstance(arch, ArchSpec):
             raise ValueError(f"`arch` must be an ArchSpec, but got {type(arch).__name__}.")
+        if arch.experts:
+            raise ValueError(
+                "`a dense MLP (experts == 0)` must hold for the latency model, which has no "
+                f"mixture-of-experts terms, but got experts={arch.experts} for "
+                f"{arch.name or 'the model'}; --hardware NAME gives its roofline bound."
+            )
         table = self.tables.get(_key(arch)) if profiled else None
         if profiled and table is None and self.neighbours is not None:
             table = self.neighbours.table(arch, self.parametric)

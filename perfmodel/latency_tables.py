@@ -423,6 +423,7 @@ def _key(x: ArchSpec | tuple) -> tuple:
                 ("head_size", x.head_size),
                 ("sandwich_norms", x.sandwich_norms or None),
                 ("position_table_rows", x.position_table_rows),
+                ("experts", x.experts or None),
             )
             if value is not None
         ]

@@ -47,7 +47,8 @@ def _breakdown(bytes_: NDArray, flops: NDArray, hardware: HardwareSpec, dtype: s
 
 def _layer_parts(arch: ArchSpec, b: NDArray, n: NDArray, q: NDArray) -> tuple[NDArray, NDArray]:
     kv_per_token = arch.kv_cache_bytes_per_token / arch.layers  # one layer, one row, bytes
-    bytes_ = arch.layer_param_count * arch.bytes_per_param + b * (n + q) * kv_per_token
+    # a mixture-of-experts layer reads only the experts its b·q tokens touch
+    bytes_ = arch.layer_params_read(b * q) * arch.bytes_per_param + b * (n + q) * kv_per_token
     flops = b * q * np.asarray(arch.layer_flops_per_token(n))
     return bytes_, flops
 

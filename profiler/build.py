@@ -30,6 +30,7 @@ __all__ = [
     "OVERRIDE_KEYS",
     "ModelRecipe",
     "arch_fields",
+    "keep_kv_group",
     "build_model",
     "refuse_custom_code",
     "resolve_model",
@@ -115,6 +116,17 @@ def _check_overrides(overrides: Mapping[str, int]) -> dict[str, int]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{key} >= 1` must hold (an integer), but got {key}={value!r}.")
         out[key] = value
+    return out
+
+
+def keep_kv_group(spec: ArchSpec, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` with ``kv_heads`` added where ``heads`` is changed alone: the spec's
+    query heads per key/value head kept where they still divide, else plain multi-head
+    attention (so ``--heads 8`` on llama-2-70b's 64/8 gives 8/1, on llama-7b's 32/32 8/8)."""
+    out = dict(overrides)
+    if "heads" in out and "kv_heads" not in out:
+        group = spec.heads // spec.kv_heads
+        out["kv_heads"] = out["heads"] // group if out["heads"] % group == 0 else out["heads"]
     return out
 
 
@@ -345,10 +357,7 @@ def resolve_model(
             )
         spec = get_preset(model)
         user_keys = set(ov)
-        if "heads" in ov and "kv_heads" not in ov:
-            # keep the preset's GQA group size where it still divides, else plain MHA (OPT)
-            group = spec.heads // spec.kv_heads
-            ov["kv_heads"] = ov["heads"] // group if ov["heads"] % group == 0 else ov["heads"]
+        ov = keep_kv_group(spec, ov)
         _check_heads(
             ov.get("hidden", spec.hidden),
             ov.get("heads", spec.heads),

@@ -215,7 +215,9 @@ def build_latencies(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as exc:
         raise ValueError(str(exc).replace("--target", "--draft")) from None
     if overrides:
-        draft = draft.replace(**overrides)
+        from profiler.build import keep_kv_group
+
+        draft = draft.replace(**keep_kv_group(draft, overrides))
     target_fn, draft_provider, _ = build_latency(
         target, device_profile=args.device_profile, hardware=args.hardware
     )

@@ -305,3 +305,39 @@ def test_a_draft_of_another_vocabulary_is_noted(capsys, tmp_path):
     )
     assert main(argv) == 0
     assert "  note: the draft's vocabulary" in capsys.readouterr().out
+
+
+def test_a_mixture_of_experts_target(capsys, tmp_path):
+    # Qwen3-30B-A3B's shape: 128 experts, 8 per token; the roofline reads the experts a pass
+    # touches, so verifying 5 tokens reads ~4.4x the experts one token does
+    from transformers import Qwen3MoeConfig
+
+    Qwen3MoeConfig(num_hidden_layers=48, hidden_size=2048, intermediate_size=6144,
+                   moe_intermediate_size=768, num_attention_heads=32, num_key_value_heads=4,
+                   head_dim=128, vocab_size=151936, num_experts=128,
+                   num_experts_per_tok=8).save_pretrained(tmp_path / "moe")  # fmt: skip
+    argv = ["predict", "--alpha", "0.7", "--gamma", "4", "--target", str(tmp_path / "moe"),
+            "--draft", str(tmp_path / "moe"), "--draft-layers", "2", "--draft-hidden", "1024",
+            "--draft-heads", "8"]  # fmt: skip
+    out = _json(capsys, [*argv, "--hardware", "H200"])
+    target_ms = 1000.0 / out["baseline_tokens_per_s"]
+    assert out["verify_ms"] > 2 * target_ms  # a dense target's verify of 5 tokens costs ~1x
+    code = main([*argv, "--device-profile", PROFILE_DIR])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no mixture-of-experts terms" in err
+
+
+def test_draft_heads_alone_keep_the_key_value_grouping(capsys):
+    # llama-7b's 32/32 heads with --draft-heads 16 were refused (16 heads, 32 key/value heads);
+    # they give 16/16, as `specdec profile --heads` does (profiler.build.keep_kv_group)
+    from perfmodel import get_preset
+    from profiler.build import keep_kv_group
+
+    out = _json(capsys, ["predict", "--alpha", "0.7", "--gamma", "2", "--target", "llama-7b",
+                         "--draft", "llama-7b", "--draft-layers", "2", "--draft-heads", "16",
+                         "--hardware", "H200"])  # fmt: skip
+    assert out["speedup"] > 0
+    assert keep_kv_group(get_preset("llama-7b"), {"heads": 16}) == {"heads": 16, "kv_heads": 16}
+    assert keep_kv_group(get_preset("llama-2-70b"), {"heads": 16}) == {"heads": 16, "kv_heads": 2}
+    assert keep_kv_group(get_preset("llama-2-70b"), {"heads": 12}) == {"heads": 12, "kv_heads": 12}
+    assert keep_kv_group(get_preset("llama-2-70b"), {"heads": 16, "kv_heads": 4})["kv_heads"] == 4

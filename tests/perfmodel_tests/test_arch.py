@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from perfmodel import ArchSpec, get_preset
@@ -129,3 +130,73 @@ def test_validation(name, override):
 def test_context_validation():
     with pytest.raises(ValueError, match="context"):
         get_preset("llama-7b").flops_per_token(-1)
+
+
+MIXTRAL = dict(layers=32, hidden=4096, ffn=14336, heads=32, kv_heads=8, vocab=32000,
+               tied_embeddings=False, family="llama", experts=8, experts_per_token=2)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (dict(experts=1), "experts >= 2"),
+        (dict(experts_per_token=9), "experts_per_token <= experts"),
+        (dict(experts_per_token=0), "1 <= experts_per_token"),
+        (dict(experts=0), "experts_per_token == 0"),
+        (dict(experts=0, experts_per_token=0, shared_expert_ffn=64), "shared_expert_ffn == 0"),
+        (dict(experts=-1), "experts` must be an integer >= 0"),
+        (dict(family="opt", kv_heads=32), "experts == 0` must hold unless family='llama'"),
+    ],
+)
+def test_mixture_of_experts_validation(bad, match):
+    with pytest.raises(ValueError, match=match):
+        ArchSpec(**{**MIXTRAL, **bad})
+
+
+def test_experts_touched_matches_a_monte_carlo_of_random_routing():
+    # each of t tokens picks k distinct experts of E at random: E·(1 − (1 − k/E)^t) distinct
+    rng = np.random.default_rng(0)
+    for experts, k in ((8, 2), (128, 8), (64, 6)):
+        spec = ArchSpec(**{**MIXTRAL, "experts": experts, "experts_per_token": k})
+        for tokens in (1, 2, 5, 9, 17, 64):
+            trials = 2000
+            # each token's k experts: the k smallest of E uniform keys (distinct, uniform)
+            picks = np.argpartition(rng.random((trials, tokens, experts)), k - 1, axis=2)[..., :k]
+            hit = np.zeros((trials, experts), bool)
+            hit[np.arange(trials)[:, None], picks.reshape(trials, -1)] = True
+            draws = hit.sum(axis=1)
+            expected = spec.experts_touched(tokens)
+            assert abs(np.mean(draws) - expected) < 4 * np.std(draws) / np.sqrt(len(draws)) + 1e-6
+        assert spec.experts_touched(1) == pytest.approx(k)
+        assert spec.experts_touched(10_000) == pytest.approx(experts)
+
+
+def test_a_mixture_of_experts_counts_all_experts_but_runs_and_reads_the_routed_ones():
+    moe = ArchSpec(**MIXTRAL)
+    dense = ArchSpec(**{**MIXTRAL, "experts": 0, "experts_per_token": 0})
+    h, f = 4096, 14336
+    assert moe.layer_param_count - dense.layer_param_count == 7 * 3 * h * f + 8 * h  # + router
+    assert moe.param_count == 46_702_792_704  # Mixtral-8x7B as HF counts it
+    # one token runs 2 experts and the router
+    assert moe.layer_matmul_params - dense.layer_matmul_params == 3 * h * f + 8 * h
+    # a pass reads the experts its tokens touch: 2 of 8 for one token, nearly all for many
+    attn_etc = moe.layer_param_count - 8 * 3 * h * f
+    assert moe.layer_params_read(1) == pytest.approx(attn_etc + 2 * 3 * h * f)
+    assert moe.layer_params_read(5) == pytest.approx(attn_etc + moe.experts_touched(5) * 3 * h * f)
+    assert moe.layer_params_read(1000) == pytest.approx(moe.layer_param_count)
+    assert dense.layer_params_read(7) == dense.layer_param_count
+    assert np.array_equal(dense.layer_params_read(np.array([1, 5])), [dense.layer_param_count] * 2)
+
+
+def test_the_roofline_of_a_mixture_of_experts_verification_grows_with_its_tokens():
+    from perfmodel import get_hardware, roofline_layer
+
+    moe, hw = ArchSpec(**MIXTRAL), get_hardware("H200")
+    dense = ArchSpec(**{**MIXTRAL, "experts": 0, "experts_per_token": 0, "ffn": 2 * 14336})
+    q = np.array([1, 2, 5, 9])
+    moe_bytes = roofline_layer(moe, hw, batch=1, context=0, query=q)["bytes"]
+    dense_bytes = roofline_layer(dense, hw, batch=1, context=0, query=q)["bytes"]
+    assert np.all(np.diff(moe_bytes) > 0)  # more experts touched
+    # a 2-expert-wide dense layer reads as much as the MoE layer for one token (router apart)
+    assert moe_bytes[0] == pytest.approx(dense_bytes[0] + 8 * 4096 * 2.0)
+    assert moe_bytes[-1] / dense_bytes[-1] > 2.5

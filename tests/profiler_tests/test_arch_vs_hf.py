@@ -313,3 +313,42 @@ def test_an_image_text_models_language_model_counts_as_hf_builds_it(kind):
     assert spec.qkv_bias == (kind == "qwen2_5_vl") and spec.tied_embeddings == (
         head is lm.embed_tokens.weight
     )
+
+
+MOE = {
+    "mixtral": lambda: transformers.MixtralConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=96, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, num_local_experts=4, num_experts_per_tok=2,
+    ),
+    "qwen3_moe": lambda: transformers.Qwen3MoeConfig(  # q/k norms, experts of their own width
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, moe_intermediate_size=48,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=1000,
+        num_experts=8, num_experts_per_tok=2,
+    ),
+    "qwen2_moe": lambda: transformers.Qwen2MoeConfig(  # q/k/v biases, a gated shared expert
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, moe_intermediate_size=48,
+        shared_expert_intermediate_size=80, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=1000, num_experts=4, num_experts_per_tok=1,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(MOE))
+def test_mixture_of_experts_model_types_count_as_hf_does(kind):
+    config = MOE[kind]()
+    spec = _spec_counting_as_hf(config)
+    assert spec.experts == {"mixtral": 4, "qwen3_moe": 8, "qwen2_moe": 4}[kind]
+    assert spec.experts_per_token == (1 if kind == "qwen2_moe" else 2)
+    assert spec.shared_expert_ffn == (80 if kind == "qwen2_moe" else 0)
+    # hub configs name the routed experts num_experts, transformers' own num_local_experts
+    raw = config.to_dict()
+    if "num_local_experts" in raw:
+        raw["num_experts"] = raw.pop("num_local_experts")
+        assert ArchSpec.from_hf_config(raw) == spec
+
+
+def test_dense_layers_between_sparse_ones_are_refused():
+    raw = MOE["qwen3_moe"]().to_dict()
+    for bad in ({"decoder_sparse_step": 2}, {"mlp_only_layers": [0]}):
+        with pytest.raises(ValueError, match="every layer has the mixture-of-experts MLP"):
+            ArchSpec.from_hf_config(raw | bad)
