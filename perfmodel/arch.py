@@ -468,11 +468,14 @@ class ArchSpec:
         rotary or parallel residual, Granite's multipliers or Gemma's soft-capping (none holds
         a parameter).
 
-        Raises ``ValueError`` for other model types and for options the spec does not model
+        Mixtral, Qwen2-MoE and Qwen3-MoE set ``experts``, ``experts_per_token`` and
+        ``shared_expert_ffn`` (``ffn`` is then one expert's width).
+
+        Raises ``ValueError`` for other model types, for options the spec does not model
         (attention or MLP biases in llama, OPT's ``word_embed_proj_dim != hidden``, OPT without
         the final LayerNorm, GPT-NeoX without attention biases, Starcoder2 without biases, GPT-2
-        or GPT-BigCode with cross-attention), and
-        for a config that lacks a key its model type needs.
+        or GPT-BigCode with cross-attention, dense layers between a mixture of experts' sparse
+        ones), and for a config that lacks a key its model type needs.
         """
         if not isinstance(config, Mapping):
             raise ValueError(

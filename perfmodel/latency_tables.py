@@ -415,8 +415,8 @@ def _key(x: ArchSpec | tuple) -> tuple:
     the layout details profile rows cannot tell apart (so it never takes such a table)."""
     if isinstance(x, ArchSpec):
         key = (x.family, x.hidden, x.ffn, x.heads, x.kv_heads, x.vocab, bool(x.tied_embeddings))
-        # profile rows hold no layout detail: a spec with Gemma 2's extra norms or a position
-        # table other than OPT's never takes a profiled table
+        # profile rows hold no layout detail: a spec with Gemma 2's extra norms, a position
+        # table other than OPT's or a mixture of experts never takes a profiled table
         extra = [
             (name, value)
             for name, value in (
