@@ -224,9 +224,9 @@ def build_latencies(args: argparse.Namespace) -> dict[str, Any]:
     notes = []
     if draft.vocab != target.vocab:
         notes.append(
-            f"the draft's vocabulary ({draft.vocab}) is not the target's ({target.vocab}): "
-            "speculative decoding needs one tokenizer (a draft may pad its logits to the "
-            "target's width, not change its tokens)"
+            f"the draft's vocabulary size ({draft.vocab}) is not the target's ({target.vocab}): "
+            "speculative decoding needs the two to share one tokenizer (padded embedding "
+            "tables, as Qwen2.5-0.5B's 151936 rows against Qwen2.5-7B's 152064, are fine)"
         )
     # the target runs at q = 1 (plain decoding) and q = γ + 1 (verification), the draft at 1
     for role, spec, queries in (("target", target, (1, args.gamma + 1)), ("draft", draft, (1,))):

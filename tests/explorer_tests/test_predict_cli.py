@@ -301,7 +301,7 @@ def test_a_draft_of_another_vocabulary_is_noted(capsys, tmp_path):
     out = _json(capsys, argv)
     assert (
         len(out["notes"]) == 1
-        and "vocabulary (256000) is not the target's (32000)" in out["notes"][0]
+        and "vocabulary size (256000) is not the target's (32000)" in out["notes"][0]
     )
     assert main(argv) == 0
     assert "  note: the draft's vocabulary" in capsys.readouterr().out
