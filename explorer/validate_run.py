@@ -80,7 +80,10 @@ def _run_pair(
         raise ValueError(
             f"`held-out prompts exist` must hold, but {str(plan.prompts)!r} has none from index {plan.first_prompt}."
         )
-    pair = load_pair(plan.target_dir, draft_dir, dtype="float32", device="cpu")
+    # the tokenizer the draft was trained with (the target's own unless one was named)
+    pair = load_pair(
+        plan.target_dir, draft_dir, dtype="float32", device="cpu", tokenizer=plan.tokenizer_dir
+    )
     ids = tokenize_prompts(pair.tokenizer, texts)
     sampling = SamplingConfig(temperature=plan.temperature)
     spec, base = [], []

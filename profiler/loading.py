@@ -160,11 +160,20 @@ def load_causal_lm(
 def load_tokenizer(
     folder: str | os.PathLike[str], *, trust_remote_code: bool = False, what: str = "tokenizer"
 ):
-    """Load the tokenizer saved in ``folder`` (``AutoTokenizer``); ValueError if there is none."""
+    """Load the tokenizer saved in ``folder`` (``AutoTokenizer``); ValueError if there is none.
+
+    A folder with none of a tokenizer's files is refused: transformers 5 would build an empty
+    tokenizer of the config's class there (five tokens), and every prompt would encode to
+    nothing."""
     path = Path(folder)
     if not path.is_dir():
         raise ValueError(
             f"`{what}` must be a local folder, but got {str(path)!r} (no such folder)."
+        )
+    if not _has_tokenizer(path):
+        raise ValueError(
+            f"`the {what} folder holds a tokenizer's files ({', '.join(_TOKENIZER_FILES)})` "
+            f"must hold, but {str(path)!r} has none; pass --tokenizer DIR."
         )
     try:
         with _quiet_hf():
@@ -178,9 +187,14 @@ def load_tokenizer(
         ) from None
 
 
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+    "spiece.model",
+)  # fmt: skip
+
+
 def _has_tokenizer(path: Path) -> bool:
-    names = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-    return any((path / n).is_file() for n in names)
+    return any((path / n).is_file() for n in _TOKENIZER_FILES)
 
 
 def logit_width(model: PreTrainedModel) -> int:

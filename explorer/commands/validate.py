@@ -87,7 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     train = parser.add_argument_group("training (as in specdec train; defaults: the zoo's)")
     train.add_argument("--corpus", metavar="DIR", help="training corpus folder")
-    train.add_argument("--tokenizer", metavar="DIR", help="tokenizer folder")
+    train.add_argument(
+        "--tokenizer",
+        metavar="DIR",
+        help="tokenizer folder, also the runs' (default: the target's own when its folder holds "
+        "a tokenizer.json, else the zoo's)",
+    )
     train.add_argument("--cache-dir", metavar="DIR", help="token and teacher cache")
     train.add_argument(
         "--seq-len", type=int, default=256, metavar="N", help="window length (default 256)"
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     extra: dict[str, Any] = {"prompts": Path(args.prompts)} if args.prompts else {}
     for key, value in (
         ("corpus", args.corpus),
-        ("tokenizer_dir", args.tokenizer),
+        ("tokenizer_dir", args.tokenizer or _own_tokenizer(target)),
         ("cache_dir", args.cache_dir),
     ):
         if value:
@@ -197,3 +202,14 @@ def format_text(result: dict[str, Any]) -> str:
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _own_tokenizer(target: Path) -> Path | None:
+    """The target folder, when it holds a tokenizer.json other than the zoo's: drafts are
+    trained (and run) with the target's own tokenizer; None keeps the zoo's default."""
+    from explorer.train_config import DEFAULT_TOKENIZER_DIR
+
+    own, zoo = target / "tokenizer.json", DEFAULT_TOKENIZER_DIR / "tokenizer.json"
+    if not own.is_file() or (zoo.is_file() and own.read_bytes() == zoo.read_bytes()):
+        return None
+    return target

@@ -178,3 +178,33 @@ def test_a_model_class_without_sdpa_loads_with_eager_attention(zoo, capsys, tmp_
     plain = _json(capsys, [*base, "--gamma", "0"])
     spec = _json(capsys, [*base, "--gamma", "3", "--draft", str(tmp_path / "draft")])
     assert spec["output_ids"] == plain["output_ids"] and spec["acceptance_rate"] == 1.0
+
+
+def test_a_target_folder_without_a_tokenizer_is_refused_unless_one_is_named(zoo, capsys, tmp_path):
+    # transformers 5 builds an empty tokenizer of the config's class in such a folder (five
+    # tokens): every prompt encoded to nothing and the run went on
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(zoo.target_dir, bare)
+    for f in bare.iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "special_tokens", "merges")):
+            f.unlink()
+    gen = ["generate", "--target", str(bare), "--gamma", "0", "--prompt", "def f",
+           "--max-new-tokens", "4"]  # fmt: skip
+    _fails(capsys, gen, "has none; pass --tokenizer DIR")
+    named = _json(capsys, [*gen, "--tokenizer", str(zoo.target_dir), "--json"])
+    plain = _json(capsys, [*gen[:2], str(zoo.target_dir), *gen[3:], "--json"])
+    assert named["texts"] == plain["texts"]
+
+
+def test_validate_trains_with_the_targets_own_tokenizer(tmp_path):
+    # the zoo's target holds the zoo's tokenizer: the default stays; another target's own one
+    # is used for training and for the runs
+    from explorer.commands.validate import _own_tokenizer
+    from explorer.train_config import DEFAULT_TOKENIZER_DIR
+
+    assert _own_tokenizer(DEFAULT_TOKENIZER_DIR.parent / "target") is None
+    assert _own_tokenizer(tmp_path) is None  # no tokenizer.json
+    (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "other": true}')
+    assert _own_tokenizer(tmp_path) == tmp_path
