@@ -40,7 +40,7 @@ _OPT_POSITION_OFFSET = 2
 _LLAMA_LAYOUT = (
     "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "granite",
     "smollm3", "qwen2_vl_text", "qwen2_5_vl_text", "qwen3_vl_text", "mixtral", "qwen2_moe",
-    "qwen3_moe",
+    "qwen3_moe", "granitemoe",
 )  # fmt: skip
 _QKV_BIAS = ("qwen2", "qwen2_vl_text", "qwen2_5_vl_text", "qwen2_moe")
 _QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text", "qwen3_moe")
@@ -48,6 +48,7 @@ _QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text", "qwen3_moe")
 # num_local_experts or num_experts: hub configs and transformers' own name them either way)
 _MOE = {
     "mixtral": "intermediate_size",
+    "granitemoe": "intermediate_size",
     "qwen2_moe": "moe_intermediate_size",
     "qwen3_moe": "moe_intermediate_size",
 }
@@ -468,7 +469,7 @@ class ArchSpec:
         rotary or parallel residual, Granite's multipliers or Gemma's soft-capping (none holds
         a parameter).
 
-        Mixtral, Qwen2-MoE and Qwen3-MoE set ``experts``, ``experts_per_token`` and
+        Mixtral, Granite-MoE, Qwen2-MoE and Qwen3-MoE set ``experts``, ``experts_per_token`` and
         ``shared_expert_ffn`` (``ffn`` is then one expert's width).
 
         Raises ``ValueError`` for other model types, for options the spec does not model
