@@ -40,7 +40,7 @@ _OPT_POSITION_OFFSET = 2
 _LLAMA_LAYOUT = (
     "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "granite",
     "smollm3", "qwen2_vl_text", "qwen2_5_vl_text", "qwen3_vl_text", "mixtral", "qwen2_moe",
-    "qwen3_moe", "granitemoe",
+    "qwen3_moe", "granitemoe", "gpt_oss",
 )  # fmt: skip
 _QKV_BIAS = ("qwen2", "qwen2_vl_text", "qwen2_5_vl_text", "qwen2_moe")
 _QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text", "qwen3_moe")
@@ -49,6 +49,7 @@ _QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text", "qwen3_moe")
 _MOE = {
     "mixtral": "intermediate_size",
     "granitemoe": "intermediate_size",
+    "gpt_oss": "intermediate_size",
     "qwen2_moe": "moe_intermediate_size",
     "qwen3_moe": "moe_intermediate_size",
 }
@@ -110,6 +111,14 @@ class ArchSpec:
     shared_expert_ffn : int
         Width of an expert every token runs besides its routed ones, with a one-row sigmoid
         gate (Qwen2-MoE); 0 (the default) for none.
+    out_bias : bool
+        A bias on the attention's output projection too (gpt-oss, with ``qkv_bias``), family
+        "llama" only.
+    attention_sinks : bool
+        A learned sink logit per head and layer (gpt-oss), family "llama" only.
+    expert_biases : bool
+        Biases on the router and on each expert's products (gpt-oss); a mixture of experts
+        only.
     head_size : int, optional
         Width of one attention head where it is not ``hidden / heads`` (Qwen3-0.6B: 128 at
         hidden 1024 and 16 heads; gemma-7b: 256), family "llama" only; None (the default)
@@ -149,6 +158,9 @@ class ArchSpec:
     experts: int = 0
     experts_per_token: int = 0
     shared_expert_ffn: int = 0
+    out_bias: bool = False
+    attention_sinks: bool = False
+    expert_biases: bool = False
     head_dim: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -160,7 +172,8 @@ class ArchSpec:
             raise ValueError(
                 f"`tied_embeddings` must be a bool, but got tied_embeddings={self.tied_embeddings!r}."
             )
-        for flag in ("qkv_bias", "qk_norm", "sandwich_norms"):
+        for flag in ("qkv_bias", "qk_norm", "sandwich_norms", "out_bias", "attention_sinks",
+                     "expert_biases"):  # fmt: skip
             value = getattr(self, flag)
             if not isinstance(value, bool | np.bool_):
                 raise ValueError(f"`{flag}` must be a bool, but got {flag}={value!r}.")
@@ -216,6 +229,11 @@ class ArchSpec:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
                 raise ValueError(f"`{field}` must be an integer >= 0, but got {field}={value!r}.")
         e, k = self.experts, self.experts_per_token
+        if e == 0 and self.expert_biases:
+            raise ValueError(
+                "`expert_biases` must be False for a dense MLP (experts=0), but got "
+                "expert_biases=True."
+            )
         if e == 0:
             if k or self.shared_expert_ffn:
                 raise ValueError(
@@ -246,6 +264,8 @@ class ArchSpec:
             mlp = self._mlp_params(self.experts)  # gate, up, down (per expert, router)
             norms = (4 if self.sandwich_norms else 2) * h  # RMSNorm weights
             biases = qd + 2 * kv if self.qkv_bias else 0  # q, k, v biases (Qwen2)
+            biases += h if self.out_bias else 0  # o bias (gpt-oss)
+            biases += self.heads if self.attention_sinks else 0  # a sink per head (gpt-oss)
             qk_norms = 2 * self.head_dim if self.qk_norm else 0  # q and k norms per head (Qwen3)
             return attention + mlp + norms + biases + qk_norms
         attention += 2 * h + 2 * kv  # q, k, v, out_proj biases
@@ -261,7 +281,10 @@ class ArchSpec:
         if self.experts == 0:
             return 3 * h * self.ffn
         shared = 3 * h * self.shared_expert_ffn + h if self.shared_expert_ffn else 0
-        return experts * 3 * h * self.ffn + h * self.experts + shared
+        expert, router = 3 * h * self.ffn, h * self.experts
+        if self.expert_biases:  # gate/up and down biases of each expert, the router's
+            expert, router = expert + 2 * self.ffn + h, router + self.experts
+        return experts * expert + router + shared
 
     def experts_touched(self, tokens: ArrayLike) -> float | NDArray:
         """Expected distinct experts a layer reads in a pass over ``tokens`` tokens (b·q):
@@ -469,7 +492,9 @@ class ArchSpec:
         rotary or parallel residual, Granite's multipliers or Gemma's soft-capping (none holds
         a parameter).
 
-        Mixtral, Granite-MoE, Qwen2-MoE and Qwen3-MoE set ``experts``, ``experts_per_token`` and
+        gpt_oss is a mixture of experts with attention biases (``qkv_bias``, ``out_bias``),
+        ``attention_sinks`` and ``expert_biases`` (its alternating 128-token sliding window is
+        not modelled). Mixtral, Granite-MoE, Qwen2-MoE and Qwen3-MoE set ``experts``, ``experts_per_token`` and
         ``shared_expert_ffn`` (``ffn`` is then one expert's width).
 
         Raises ``ValueError`` for other model types, for options the spec does not model
@@ -517,11 +542,12 @@ class ArchSpec:
             derived = hidden // heads if hidden % heads == 0 else None
             head_size = None if head_dim in (None, derived) else int(head_dim)
             for flag in ("attention_bias", "mlp_bias"):
-                if config.get(flag):
+                if config.get(flag) and kind != "gpt_oss":
                     raise ValueError(
                         f"`{flag}` must be false for an ArchSpec, but got {flag}=True."
                     )
             moe = _moe_fields(kind, config)
+            oss_bias = kind == "gpt_oss" and bool(config.get("attention_bias", True))
             return cls(
                 layers=config["num_hidden_layers"],
                 hidden=hidden,
@@ -532,7 +558,10 @@ class ArchSpec:
                 tied_embeddings=tied,
                 family="llama",
                 max_positions=config.get("max_position_embeddings", 2048),
-                qkv_bias=kind in _QKV_BIAS,
+                qkv_bias=kind in _QKV_BIAS or oss_bias,
+                out_bias=oss_bias,
+                attention_sinks=kind == "gpt_oss",
+                expert_biases=kind == "gpt_oss",
                 qk_norm=kind in _QK_NORM,
                 sandwich_norms=kind in ("gemma2", "gemma3_text"),
                 head_size=head_size,

@@ -146,6 +146,11 @@ MIXTRAL = dict(layers=32, hidden=4096, ffn=14336, heads=32, kv_heads=8, vocab=32
         (dict(experts=0, experts_per_token=0, shared_expert_ffn=64), "shared_expert_ffn == 0"),
         (dict(experts=-1), "experts` must be an integer >= 0"),
         (dict(family="opt", kv_heads=32), "experts == 0` must hold unless family='llama'"),
+        (dict(experts=0, experts_per_token=0, expert_biases=True), "expert_biases` must be False"),
+        (
+            dict(experts=0, experts_per_token=0, family="opt", kv_heads=32, attention_sinks=True),
+            "attention_sinks` must be False unless family='llama'",
+        ),
     ],
 )
 def test_mixture_of_experts_validation(bad, match):

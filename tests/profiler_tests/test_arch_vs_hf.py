@@ -324,6 +324,11 @@ MOE = {
         num_hidden_layers=2, hidden_size=64, intermediate_size=96, num_attention_heads=4,
         num_key_value_heads=2, vocab_size=1000, num_local_experts=4, num_experts_per_tok=2,
     ),
+    "gpt_oss": lambda: transformers.GptOssConfig(  # attention and expert biases, sinks
+        num_hidden_layers=2, hidden_size=72, intermediate_size=96, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=1000, num_local_experts=4,
+        num_experts_per_tok=2,
+    ),
     "qwen3_moe": lambda: transformers.Qwen3MoeConfig(  # q/k norms, experts of their own width
         num_hidden_layers=2, hidden_size=64, intermediate_size=128, moe_intermediate_size=48,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=1000,
@@ -341,7 +346,10 @@ MOE = {
 def test_mixture_of_experts_model_types_count_as_hf_does(kind):
     config = MOE[kind]()
     spec = _spec_counting_as_hf(config)
-    assert spec.experts == {"mixtral": 4, "granitemoe": 4, "qwen3_moe": 8, "qwen2_moe": 4}[kind]
+    assert spec.experts == {"qwen3_moe": 8}.get(kind, 4)
+    oss = kind == "gpt_oss"
+    assert spec.out_bias == spec.attention_sinks == spec.expert_biases == oss
+    assert spec.qkv_bias == (kind in ("gpt_oss", "qwen2_moe"))
     assert spec.experts_per_token == (1 if kind == "qwen2_moe" else 2)
     assert spec.shared_expert_ffn == (80 if kind == "qwen2_moe" else 0)
     # hub configs name the routed experts num_experts, transformers' own num_local_experts
