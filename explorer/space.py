@@ -83,7 +83,8 @@ class DraftConfig:
 
     def arch(self, target: ArchSpec) -> ArchSpec:
         """The draft's architecture: this shape with the target's vocabulary, layer layout
-        (family, biases, norms, position table) and dtype; its head width is hidden / heads."""
+        (family, attention biases and sinks, norms, position table) and dtype; its head width is
+        hidden / heads, its MLP dense (a mixture-of-experts target's draft too)."""
         return ArchSpec(
             layers=self.depth,
             hidden=self.hidden,
@@ -97,6 +98,8 @@ class DraftConfig:
             max_positions=target.max_positions,
             name=self.name,
             qkv_bias=target.qkv_bias,
+            out_bias=target.out_bias,
+            attention_sinks=target.attention_sinks,
             qk_norm=target.qk_norm,
             sandwich_norms=target.sandwich_norms,
             position_table_rows=target.position_table_rows,

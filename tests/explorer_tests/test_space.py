@@ -138,6 +138,13 @@ def test_a_draft_takes_the_targets_layer_layout_but_its_own_head_width():
     draft = DraftConfig(depth=2, hidden=512, ffn=1408, heads=8, kv_heads=4, gamma=3).arch(gemma2)
     assert draft.sandwich_norms and draft.qk_norm and not draft.qkv_bias
     assert draft.head_size is None and draft.head_dim == 64
+    oss = ArchSpec(layers=24, hidden=2880, ffn=2880, heads=64, kv_heads=8, vocab=201088,
+                   tied_embeddings=False, family="llama", head_size=64, qkv_bias=True,
+                   out_bias=True, attention_sinks=True, experts=32, experts_per_token=4,
+                   expert_biases=True)  # fmt: skip
+    draft = DraftConfig(depth=2, hidden=512, ffn=1408, heads=8, kv_heads=4, gamma=3).arch(oss)
+    assert draft.qkv_bias and draft.out_bias and draft.attention_sinks
+    assert draft.experts == 0 and not draft.expert_biases  # a dense draft
     neox = ArchSpec(layers=32, hidden=4096, ffn=16384, heads=32, kv_heads=32, vocab=50432,
                     tied_embeddings=False, family="opt", position_table_rows=0)  # fmt: skip
     draft = DraftConfig(depth=2, hidden=512, ffn=2048, heads=8, kv_heads=8, gamma=3).arch(neox)
