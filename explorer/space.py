@@ -101,6 +101,7 @@ class DraftConfig:
             out_bias=target.out_bias,
             attention_sinks=target.attention_sinks,
             qk_norm=target.qk_norm,
+            qk_norm_full=target.qk_norm_full,
             sandwich_norms=target.sandwich_norms,
             position_table_rows=target.position_table_rows,
         )

@@ -40,8 +40,9 @@ _OPT_POSITION_OFFSET = 2
 _LLAMA_LAYOUT = (
     "llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text", "granite",
     "smollm3", "qwen2_vl_text", "qwen2_5_vl_text", "qwen3_vl_text", "mixtral", "qwen2_moe",
-    "qwen3_moe", "granitemoe", "gpt_oss",
+    "qwen3_moe", "granitemoe", "gpt_oss", "olmo2", "olmo3", "olmoe",
 )  # fmt: skip
+_QK_NORM_FULL = ("olmo2", "olmo3", "olmoe")
 _QKV_BIAS = ("qwen2", "qwen2_vl_text", "qwen2_5_vl_text", "qwen2_moe")
 _QK_NORM = ("qwen3", "gemma3_text", "qwen3_vl_text", "qwen3_moe")
 # Mixture-of-experts model types: the config key of one expert's width (the routed experts are
@@ -50,6 +51,7 @@ _MOE = {
     "mixtral": "intermediate_size",
     "granitemoe": "intermediate_size",
     "gpt_oss": "intermediate_size",
+    "olmoe": "intermediate_size",
     "qwen2_moe": "moe_intermediate_size",
     "qwen3_moe": "moe_intermediate_size",
 }
@@ -111,6 +113,10 @@ class ArchSpec:
     shared_expert_ffn : int
         Width of an expert every token runs besides its routed ones, with a one-row sigmoid
         gate (Qwen2-MoE); 0 (the default) for none.
+    qk_norm_full : bool
+        RMSNorm weights over the whole query and key widths (heads·head_dim and
+        kv_heads·head_dim) of each layer (OLMo-2, OLMo-3, OLMoE), family "llama" only; not with
+        ``qk_norm``.
     out_bias : bool
         A bias on the attention's output projection too (gpt-oss, with ``qkv_bias``), family
         "llama" only.
@@ -158,6 +164,7 @@ class ArchSpec:
     experts: int = 0
     experts_per_token: int = 0
     shared_expert_ffn: int = 0
+    qk_norm_full: bool = False
     out_bias: bool = False
     attention_sinks: bool = False
     expert_biases: bool = False
@@ -173,7 +180,7 @@ class ArchSpec:
                 f"`tied_embeddings` must be a bool, but got tied_embeddings={self.tied_embeddings!r}."
             )
         for flag in ("qkv_bias", "qk_norm", "sandwich_norms", "out_bias", "attention_sinks",
-                     "expert_biases"):  # fmt: skip
+                     "expert_biases", "qk_norm_full"):  # fmt: skip
             value = getattr(self, flag)
             if not isinstance(value, bool | np.bool_):
                 raise ValueError(f"`{flag}` must be a bool, but got {flag}={value!r}.")
@@ -228,6 +235,11 @@ class ArchSpec:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
                 raise ValueError(f"`{field}` must be an integer >= 0, but got {field}={value!r}.")
+        if self.qk_norm and self.qk_norm_full:
+            raise ValueError(
+                "`not (qk_norm and qk_norm_full)` must hold (per-head or full-width q/k norms), "
+                "but got both True."
+            )
         e, k = self.experts, self.experts_per_token
         if e == 0 and self.expert_biases:
             raise ValueError(
@@ -267,6 +279,7 @@ class ArchSpec:
             biases += h if self.out_bias else 0  # o bias (gpt-oss)
             biases += self.heads if self.attention_sinks else 0  # a sink per head (gpt-oss)
             qk_norms = 2 * self.head_dim if self.qk_norm else 0  # q and k norms per head (Qwen3)
+            qk_norms += qd + kv if self.qk_norm_full else 0  # over q's and k's widths (OLMo-2)
             return attention + mlp + norms + biases + qk_norms
         attention += 2 * h + 2 * kv  # q, k, v, out_proj biases
         mlp = 2 * h * self.ffn + self.ffn + h  # fc1, fc2 with biases
@@ -492,7 +505,9 @@ class ArchSpec:
         rotary or parallel residual, Granite's multipliers or Gemma's soft-capping (none holds
         a parameter).
 
-        gpt_oss is a mixture of experts with attention biases (``qkv_bias``, ``out_bias``),
+        olmo2, olmo3 and olmoe (a mixture of experts) have full-width q/k norms
+        (``qk_norm_full``; OLMo-3's sliding window is not modelled). gpt_oss is a mixture of
+        experts with attention biases (``qkv_bias``, ``out_bias``),
         ``attention_sinks`` and ``expert_biases`` (its alternating 128-token sliding window is
         not modelled). Mixtral, Granite-MoE, Qwen2-MoE and Qwen3-MoE set ``experts``, ``experts_per_token`` and
         ``shared_expert_ffn`` (``ffn`` is then one expert's width).
@@ -563,6 +578,7 @@ class ArchSpec:
                 attention_sinks=kind == "gpt_oss",
                 expert_biases=kind == "gpt_oss",
                 qk_norm=kind in _QK_NORM,
+                qk_norm_full=kind in _QK_NORM_FULL,
                 sandwich_norms=kind in ("gemma2", "gemma3_text"),
                 head_size=head_size,
                 **moe,

@@ -329,6 +329,11 @@ MOE = {
         num_key_value_heads=2, head_dim=16, vocab_size=1000, num_local_experts=4,
         num_experts_per_tok=2,
     ),
+    "olmoe": lambda: transformers.OlmoeConfig(  # full-width q/k norms
+        num_hidden_layers=2, hidden_size=64, intermediate_size=96, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=1000, num_experts=4, num_experts_per_tok=2,
+        pad_token_id=0,
+    ),
     "qwen3_moe": lambda: transformers.Qwen3MoeConfig(  # q/k norms, experts of their own width
         num_hidden_layers=2, hidden_size=64, intermediate_size=128, moe_intermediate_size=48,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=1000,
@@ -364,3 +369,16 @@ def test_dense_layers_between_sparse_ones_are_refused():
     for bad in ({"decoder_sparse_step": 2}, {"mlp_only_layers": [0]}):
         with pytest.raises(ValueError, match="every layer has the mixture-of-experts MLP"):
             ArchSpec.from_hf_config(raw | bad)
+
+
+@pytest.mark.parametrize("kind", ["olmo2", "olmo3"])
+def test_olmo_layouts_count_as_hf_does(kind):
+    # norms after the attention and the MLP (two a layer, as the llama layout's before them) and
+    # RMSNorms over the whole query and key widths
+    cls = {"olmo2": transformers.Olmo2Config, "olmo3": transformers.Olmo3Config}[kind]
+    config = cls(num_hidden_layers=2, hidden_size=64, intermediate_size=176,
+                 num_attention_heads=4, num_key_value_heads=2, vocab_size=1000, pad_token_id=0)  # fmt: skip
+    spec = _spec_counting_as_hf(config)
+    assert spec.qk_norm_full and not spec.qk_norm and spec.experts == 0
+    with pytest.raises(ValueError, match="per-head or full-width"):
+        spec.replace(qk_norm=True)
