@@ -19,6 +19,7 @@ from perfmodel.gemm_table import GEMM_TABLE_FILE
 __all__ = [
     "ARCH_KEY",
     "BYTES_PER_PARAM",
+    "derived_head_width",
     "describable",
     "REQUIRED_COLUMNS",
     "STATISTICS",
@@ -85,6 +86,16 @@ def load_profile_rows(
     return pd.concat(frames, ignore_index=True)
 
 
+def derived_head_width(frame: pd.DataFrame) -> pd.Series:
+    """Which rows have a head width of hidden / heads: an empty ``head_dim`` (rows written
+    before the column, all of them so) or one equal to it."""
+    if "head_dim" not in frame.columns:
+        return pd.Series(True, index=frame.index)
+    hd = pd.to_numeric(frame["head_dim"], errors="coerce")
+    heads = pd.to_numeric(frame["heads"], errors="coerce")
+    return hd.isna() | (hd * heads == pd.to_numeric(frame["hidden"], errors="coerce"))
+
+
 def describable(frame: pd.DataFrame, *, own_head_width: bool = True) -> pd.Series:
     """Which rows have a shape the latency model describes: Llama-layout shapes and
     two-matrix-MLP shapes (OPT's layout, with Starcoder2's and GPT-BigCode's grouped- or
@@ -103,12 +114,7 @@ def describable(frame: pd.DataFrame, *, own_head_width: bool = True) -> pd.Serie
     ``("head_size", width)``).
     """
     family = frame["family"].astype(str)
-    heads = pd.to_numeric(frame["heads"], errors="coerce")
-    derived = pd.Series(True, index=frame.index)
-    if "head_dim" in frame.columns:
-        hd = pd.to_numeric(frame["head_dim"], errors="coerce")
-        hidden = pd.to_numeric(frame["hidden"], errors="coerce")
-        derived = hd.isna() | (hd * heads == hidden)
+    derived = derived_head_width(frame)
     llama = (family == "llama") & (derived | own_head_width)
     dense = pd.Series(True, index=frame.index)
     if "experts" in frame.columns:  # a mixture-of-experts MLP has no terms in the model

@@ -16,7 +16,7 @@ from scipy.optimize import least_squares, nnls
 
 from perfmodel.arch import ArchSpec
 from perfmodel.gemm_table import GemmTable
-from perfmodel.latency_profiles import BYTES_PER_PARAM
+from perfmodel.latency_profiles import BYTES_PER_PARAM, derived_head_width
 
 __all__ = [
     "DEFAULT_FLOPS_PER_BYTE",
@@ -64,24 +64,21 @@ def _layer_matmul_params(h, ffn, heads, kv, opt, head_dim=None):
     """q, k, v, o and MLP weights; head_dim None means hidden / heads (most profiled shapes),
     and so does a NaN entry of a ``head_dim`` array (profile rows of mixed head widths)."""
     mlp = np.where(opt, 2.0, 3.0) * h * ffn
+    derived = 2 * h * h + 2 * h * kv * (h / heads) + mlp
     if head_dim is None:
-        return 2 * h * h + 2 * h * kv * (h / heads) + mlp
+        return derived
     own = 2 * h * heads * head_dim + 2 * h * kv * head_dim + mlp
-    if np.ndim(head_dim) == 0:
-        return own
-    return np.where(np.isnan(head_dim), 2 * h * h + 2 * h * kv * (h / heads) + mlp, own)
+    return own if np.ndim(head_dim) == 0 else np.where(np.isnan(head_dim), derived, own)
 
 
 def own_head_dims(rows) -> NDArray | None:
     """The ``head_dim`` argument of the terms for profile rows: None when every row's head
     width is hidden / heads (an empty ``head_dim`` cell, in rows written before the column, is
     that), else each row's width, NaN where it is hidden / heads."""
-    if "head_dim" not in rows.columns:
-        return None
-    hd = pd.to_numeric(rows["head_dim"], errors="coerce").to_numpy(dtype=float)
-    derived = np.isnan(hd) | (hd * rows["heads"].to_numpy(float) == rows["hidden"].to_numpy(float))
+    derived = derived_head_width(rows).to_numpy(bool)
     if derived.all():
         return None
+    hd = pd.to_numeric(rows["head_dim"], errors="coerce").to_numpy(dtype=float)
     return np.where(derived, np.nan, hd)
 
 

@@ -70,8 +70,8 @@ class ModelRecipe:
         ``"preset:<name>"`` or ``"path:<config.json>"``, plus ``" +overrides"`` where given.
     arch : ArchSpec or None
         The perfmodel spec of the full model, for roofline bounds; ``None`` where the model type
-        is not one ArchSpec describes (llama and its layout: mistral, qwen2, qwen3, phi3, gemma;
-        opt).
+        is not one ArchSpec describes (the llama and OPT layouts and the model types
+        :meth:`perfmodel.ArchSpec.from_hf_config` reads as them).
     overrides : Mapping[str, int]
         The shape overrides that were applied.
     trust_remote_code : bool
