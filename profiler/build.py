@@ -227,7 +227,16 @@ def _load_hf_config(path: Path, *, trust_remote_code: bool = False) -> Any:
         raise ValueError(f"{path} is not a model transformers can build: {exc}") from None
 
 
+# Per-layer lists of a config (Gemma 2/3, Qwen2/3, gpt-oss, OLMo-3 layer_types; SmolLM3's
+# no_rope_layers), one entry per decoder layer: a deeper or shallower copy cycles them.
+_PER_LAYER_LISTS = ("layer_types", "no_rope_layers")
+
+
 def _apply_overrides(config: Any, overrides: Mapping[str, int]) -> None:
+    if "layers" in overrides:
+        for name in _PER_LAYER_LISTS:
+            if getattr(config, name, None):
+                setattr(config, name, _cycle(list(getattr(config, name)), overrides["layers"]))
     for key, value in overrides.items():
         names = [n for n in _CONFIG_NAMES[key] if hasattr(config, n)]
         if not names:
@@ -432,8 +441,9 @@ def build_model(
         if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
             raise ValueError(f"`layers >= 1` must hold, but got {layers=}.")
         config.num_hidden_layers = layers
-        if getattr(config, "layer_types", None):
-            config.layer_types = _cycle(list(config.layer_types), layers)
+        for name in _PER_LAYER_LISTS:
+            if getattr(config, name, None):
+                setattr(config, name, _cycle(list(getattr(config, name)), layers))
     config.use_cache = True
     try:
         with torch.device(device), no_init_weights():

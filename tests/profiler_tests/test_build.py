@@ -79,6 +79,24 @@ def test_other_architectures_build_through_their_config(tmp_path):
     assert recipe.arch.layers == 1 and recipe.arch.param_count == model.num_parameters()
 
 
+def test_a_depth_override_cycles_the_per_layer_lists(tmp_path):
+    # SmolLM3's no_rope_layers and Gemma 3's layer_types hold one entry per layer: a deeper copy
+    # was an IndexError when built, and any other depth a config transformers refuses to save
+    from transformers import AutoConfig, Gemma3TextConfig, SmolLM3Config
+
+    small = dict(hidden_size=64, intermediate_size=128, num_attention_heads=2,
+                 num_key_value_heads=1, vocab_size=300, pad_token_id=0, eos_token_id=0)  # fmt: skip
+    SmolLM3Config(num_hidden_layers=4, **small).save_pretrained(tmp_path / "smol")
+    recipe = resolve_model(str(tmp_path / "smol"), overrides={"layers": 6})
+    assert recipe.config.no_rope_layers == [1, 1, 1, 0, 1, 1]
+    assert len(build_model(recipe).model.layers) == 6
+    Gemma3TextConfig(num_hidden_layers=8, head_dim=32, **small).save_pretrained(tmp_path / "g")
+    recipe = resolve_model(str(tmp_path / "g"), overrides={"layers": 3})
+    assert recipe.config.layer_types == ["sliding_attention"] * 3
+    recipe.config.save_pretrained(tmp_path / "g3")
+    assert AutoConfig.from_pretrained(tmp_path / "g3").num_hidden_layers == 3
+
+
 def test_a_layout_archspec_does_not_model_builds_without_a_roofline(tmp_path):
     from transformers import BloomConfig
 
