@@ -1,4 +1,5 @@
-"""Train (or distil) a small Llama model on the zoo corpus: the zoo's target and drafts.
+"""Train (or distil) a small model on the zoo corpus: the zoo's target and drafts, and the
+drafts the explorer proposes (a Llama, or a target's own layer layout).
 
 :func:`train_model` is what ``specdec train`` runs and what the explorer calls to train the drafts
 it proposes. A run is fully described by a :class:`TrainConfig`; it is deterministic for a given
@@ -20,7 +21,7 @@ This module holds the loop (:func:`train_model`, its learning-rate schedule and
 :func:`command_line`) and re-exports the rest, so that ``from explorer.train import ...`` keeps
 working for every name: the run's definition is in :mod:`explorer.train_config`, the tokenizer,
 token arrays and windows in :mod:`explorer.train_data`, the student model in
-:mod:`explorer.train_llama`, the distillation teacher in :mod:`explorer.train_teacher`, and the
+:mod:`explorer.train_student`, the distillation teacher in :mod:`explorer.train_teacher`, and the
 log, checkpoint and final folder in :mod:`explorer.train_outputs`.
 """
 
@@ -50,7 +51,6 @@ from explorer.train_data import (
     tokenize_files,
     tokenize_split,
 )
-from explorer.train_llama import _load_initial_weights, build_model, count_params, evaluate_loss
 from explorer.train_outputs import (
     LOG_COLUMNS,
     TOKENIZER_FILES,
@@ -59,6 +59,7 @@ from explorer.train_outputs import (
     _save_final,
     _write_log,
 )
+from explorer.train_student import _load_initial_weights, build_model, count_params, evaluate_loss
 from explorer.train_teacher import TeacherLogprobs, check_teacher, load_teacher
 
 __all__ = [
@@ -315,14 +316,16 @@ def train_model(
     trained = total * config.tokens_per_step
     meta = {
         "name": out.name,
-        "architecture": "LlamaForCausalLM",
+        "architecture": type(model).__name__,
+        "model_type": model.config.model_type,
+        "layout_from": None if config.layout_from is None else str(config.layout_from),
         "layers": config.layers,
         "hidden": config.hidden,
         "ffn": config.ffn,
         "heads": config.heads,
         "kv_heads": config.kv_heads,
         "vocab_size": vocab_size,
-        "tied_embeddings": True,
+        "tied_embeddings": bool(getattr(model.config, "tie_word_embeddings", False)),
         "params": params,
         "tokens_budget": config.tokens,
         "tokens_trained": trained,

@@ -43,6 +43,10 @@ class TrainConfig:
     init_from : Path or None
         A Hugging Face folder of the same shape whose weights start the run (continued
         training with a fresh optimizer and schedule) instead of a random initialisation.
+    layout_from : Path or None
+        A Hugging Face folder (or config.json) whose model class and layer layout the student
+        takes, with this shape (:func:`explorer.train_student.layout_config`): a draft of a
+        target's own layout. None: a ``LlamaForCausalLM`` (``max_position_embeddings`` positions).
     seq_len, batch_size : int
         Window length in tokens and windows per step.
     lr : float
@@ -67,6 +71,7 @@ class TrainConfig:
     teacher: Path | None = None
     ce_weight: float = 0.0
     init_from: Path | None = None
+    layout_from: Path | None = None
     corpus: Path = field(default_factory=stdlib_path)
     tokenizer_dir: Path = DEFAULT_TOKENIZER_DIR
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -88,7 +93,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("out_dir", "corpus", "tokenizer_dir", "cache_dir"):
             object.__setattr__(self, name, Path(getattr(self, name)))
-        for name in ("teacher", "init_from"):
+        for name in ("teacher", "init_from", "layout_from"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         heads = self.heads if self.heads is not None else max(1, self.hidden // 64)
@@ -195,7 +200,7 @@ def _same_run(stored: dict | None, identity: dict) -> bool:
         for f in dataclasses.fields(TrainConfig)
         if f.default is not dataclasses.MISSING
     }
-    paths = {"corpus", "tokenizer_dir", "teacher", "init_from"}
+    paths = {"corpus", "tokenizer_dir", "teacher", "init_from", "layout_from"}
     filled = {k: stored.get(k, defaults.get(k)) for k in identity}
     filled = {
         k: portable_path(v) if k in paths and isinstance(v, str) else v for k, v in filled.items()

@@ -1,6 +1,7 @@
 """One validated draft: train it, run it against plain decoding, measure and predict the run.
 
-:func:`_train` distils the draft from the target with the zoo's training code;
+:func:`_train` distils the draft from the target with the zoo's training code, of the target's
+own layer layout;
 :func:`_run_pair` runs the engine on the held-out prompts at the trial's γ and at γ = 0,
 interleaved prompt by prompt; :func:`_measure` turns the two runs into α̂, τ, per-pass latencies,
 the per-step overhead, tokens/s and the speedup (on the wall clock and on process-CPU time;
@@ -32,7 +33,10 @@ def _draft_dir(plan: ValidationPlan, config: DraftConfig) -> Path:
 
 
 def _train(plan: ValidationPlan, config: DraftConfig) -> Any:
+    """Distil the draft from the target: of the target's own layer layout (the draft the search
+    proposed, :meth:`DraftConfig.arch`), or the default Llama student for a plain Llama target."""
     from explorer.train import TrainConfig, train_model
+    from explorer.train_student import needs_own_layout
 
     steps = math.ceil(plan.token_budget / (plan.batch_size * plan.seq_len))
     cfg = TrainConfig(
@@ -44,6 +48,7 @@ def _train(plan: ValidationPlan, config: DraftConfig) -> Any:
         heads=config.heads,
         kv_heads=config.kv_heads,
         teacher=plan.target_dir,
+        layout_from=plan.target_dir if needs_own_layout(plan.target_dir) else None,
         seq_len=plan.seq_len,
         batch_size=plan.batch_size,
         lr=plan.lr,

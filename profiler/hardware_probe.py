@@ -93,29 +93,46 @@ def _measure_bandwidth_bytes_per_s(device: str, *, n_bytes: int = 256_000_000) -
     return 2 * a.numel() * 4 / best
 
 
-def _measure_peak_flops_per_s(device: str, dtype: str, *, size: int) -> float:
-    """Best of 3 products of two ``size``-square matrices: 2·size³ / seconds."""
+def _measure_peak_flops_per_s(
+    device: str, dtype: str, *, size: int, enough_s: float = 0.05, start: int = 256
+) -> tuple[float, int]:
+    """Best of 3 products of two square matrices: ``(2·n³ / seconds, n)``.
+
+    ``n`` doubles from ``start`` up to ``size`` while one product takes under ``enough_s``
+    seconds: a fast GEMM is measured at ``size``, where it runs at its peak, and a slow one (a
+    dtype this CPU has no native instructions for: bf16 without AVX-512 BF16 took 100 s per
+    2048-square product) stops at the first size that already keeps the cores busy that long.
+    """
     import torch
 
     from profiler.build import torch_dtype
 
-    x = torch.rand(size, size, device=device).to(torch_dtype(dtype))
-    y = x @ x
     # One CPU thread: process CPU time is the uncontended time (see the bandwidth probe).
     cpu_clock = device == "cpu" and torch.get_num_threads() == 1
-    best = float("inf")
-    for _ in range(3):
-        if device != "cpu":
-            torch.cuda.synchronize(device)
-        t0, c0 = time.perf_counter(), time.process_time()
-        y = x @ x
-        if device != "cpu":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - t0)
-        if cpu_clock:
-            best = min(best, time.process_time() - c0)
-    del y
-    return 2 * size**3 / best
+
+    def best_of(x: torch.Tensor, repeats: int) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            if device != "cpu":
+                torch.cuda.synchronize(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            y = x @ x
+            if device != "cpu":
+                torch.cuda.synchronize(device)
+            best = min(best, time.perf_counter() - t0)
+            if cpu_clock:
+                best = min(best, time.process_time() - c0)
+            del y
+        return best
+
+    n = min(start, size)
+    while True:
+        x = torch.rand(n, n, device=device).to(torch_dtype(dtype))
+        first = best_of(x, 2)  # the first product warms the kernel up
+        if n >= size or first >= enough_s:
+            break
+        n *= 2
+    return 2 * n**3 / min(first, best_of(x, 3)), n
 
 
 def measure_hardware(
@@ -142,13 +159,16 @@ def measure_hardware(
     """
     size = 2048 if device == "cpu" else 8192
     bw = _measure_bandwidth_bytes_per_s(device)
-    flops = {d: _measure_peak_flops_per_s(device, d, size=size) for d in dtypes}
+    measured = {d: _measure_peak_flops_per_s(device, d, size=size) for d in dtypes}
+    flops = {d: rate for d, (rate, _) in measured.items()}
+    sizes = ", ".join(f"{d} {n}x{n}" for d, (_, n) in measured.items())
     load = os.getloadavg()[0]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     source = (
         f"measured on {stamp}: bandwidth = best of 5 copies of 256 MB (read+write), peak = best "
-        f"of 3 {size}x{size} matmuls per dtype (on a CPU the shorter of wall and process CPU "
-        f"time, the latter with one thread only); torch threads={_threads()}, "
+        f"of the square matmuls per dtype ({sizes}; up to {size}x{size}, smaller where one "
+        "product already takes 50 ms; on a CPU the shorter of wall and process CPU time, the "
+        f"latter with one thread only); torch threads={_threads()}, "
         f"1-min load average={load:.2f}"
     )
     return HardwareSpec(

@@ -1,14 +1,15 @@
-"""``specdec train``: train or distil a small Llama model on the zoo corpus (explorer.train)."""
+"""``specdec train``: train or distil a small model on the zoo corpus (explorer.train)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-HELP = "train (or distil from a teacher) a small Llama model on the stdlib corpus"
+HELP = "train (or distil from a teacher) a small model on the stdlib corpus"
 DESCRIPTION = """\
-Train a LlamaForCausalLM of the given shape on the Python standard library corpus with a token
-budget, or distil it from a teacher folder (KL(teacher || student) at temperature 1). The output
+Train a LlamaForCausalLM of the given shape (or, with --layout, a model of another folder's class
+and layer layout) on the Python standard library corpus with a token budget, or distil it from a
+teacher folder (KL(teacher || student) at temperature 1). The output
 folder gets a training log and a resumable checkpoint while it runs and ends as a Hugging Face
 folder (config.json, fp16 model.safetensors, tokenizer, zoo_meta.json). Running the same command
 again with the same --out resumes from the checkpoint.
@@ -17,6 +18,8 @@ examples:
   specdec train --out runs/tiny --layers 2 --hidden 128 --tokens 200000
   specdec train --out data/zoo/drafts/d2-h256 --layers 2 --hidden 256 \\
       --teacher data/zoo/target --tokens 3000000
+  specdec train --out runs/qwen-draft --layers 2 --hidden 256 --layout ~/models/qwen3-target \\
+      --teacher ~/models/qwen3-target --tokenizer ~/models/qwen3-target --tokens 1000000
 """
 
 
@@ -37,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--init-from", type=Path, default=None, help="HF folder of the same shape to start from"
+    )
+    parser.add_argument(
+        "--layout",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="HF folder whose model class and layer layout the model takes (default: Llama)",
     )
     parser.add_argument("--corpus", type=Path, default=None, help="corpus folder (stdlib)")
     parser.add_argument("--tokenizer", type=Path, default=None, help="tokenizer folder")
@@ -74,6 +84,7 @@ def run(args: argparse.Namespace) -> dict:
         teacher=args.teacher,
         ce_weight=args.ce_weight,
         init_from=args.init_from,
+        layout_from=args.layout,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -212,3 +212,115 @@ def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, case, needle):
     code, err = _cli(argv, capsys)
     assert code == 2, (case, err)
     assert err.count("\n") == 1 and needle in err, (case, err)
+
+
+def _layout_folders(root: Path) -> dict[str, Path]:
+    from transformers import (
+        Gemma2Config,
+        GPT2Config,
+        LlamaConfig,
+        MixtralConfig,
+        OPTConfig,
+        PhimoeConfig,
+        Qwen2Config,
+        Qwen3MoeConfig,
+    )  # fmt: skip
+
+    small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                 num_attention_heads=4, num_key_value_heads=2, vocab_size=300)  # fmt: skip
+    configs = {
+        "qwen2": Qwen2Config(**small),
+        "gemma2": Gemma2Config(**small, head_dim=32),
+        "mixtral": MixtralConfig(**small, num_local_experts=4, num_experts_per_tok=2),
+        "qwen3_moe": Qwen3MoeConfig(**small, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32),
+        "gpt2": GPT2Config(n_embd=64, n_layer=4, n_head=4, vocab_size=300, n_positions=24),
+        "opt": OPTConfig(hidden_size=64, ffn_dim=128, num_hidden_layers=4, num_attention_heads=4,
+                         vocab_size=300, word_embed_proj_dim=64),
+        "phimoe": PhimoeConfig(**small, num_local_experts=4),
+        "llama-untied": LlamaConfig(**small, tie_word_embeddings=False),
+    }  # fmt: skip
+    for name, config in configs.items():
+        config.save_pretrained(root / name)
+    return {name: root / name for name in configs}
+
+
+@pytest.mark.parametrize(
+    ("layout", "cls"),
+    [
+        ("qwen2", "Qwen2ForCausalLM"),
+        ("gemma2", "Gemma2ForCausalLM"),
+        ("mixtral", "MistralForCausalLM"),  # a mixture of experts made dense
+        ("qwen3_moe", "Qwen3ForCausalLM"),  # and its head width hidden / heads, not Qwen3's 128
+        ("gpt2", "GPT2LMHeadModel"),
+        ("opt", "OPTForCausalLM"),
+    ],
+)
+def test_a_student_takes_the_layout_of_a_folder_as_the_search_counts_it(tmp_path, layout, cls):
+    # validate used to train every proposed draft as a Llama, whatever the target's layout
+    from explorer.space import DraftConfig
+    from explorer.train_student import build_model, count_params
+    from profiler.build import resolve_model
+
+    folder = _layout_folders(tmp_path)[layout]
+    kv = 2 if layout not in ("gpt2", "opt") else 4
+    draft = DraftConfig(depth=2, hidden=128, ffn=256, heads=4, kv_heads=kv, gamma=3)
+    config = TrainConfig(out_dir=tmp_path / "out", tokens=100, layers=2, hidden=128, ffn=256,
+                         heads=4, kv_heads=kv, seq_len=16, layout_from=folder)  # fmt: skip
+    model = build_model(config, vocab_size=300, eos_token_id=0)
+    assert type(model).__name__ == cls
+    assert count_params(model) == draft.arch(resolve_model(str(folder)).arch).param_count
+    assert model(input_ids=torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 300)
+
+
+def test_layouts_a_student_cannot_take_are_refused(tmp_path):
+    from explorer.train_student import build_model
+
+    folders = _layout_folders(tmp_path)
+    shape = dict(out_dir=tmp_path / "out", tokens=100, layers=1, hidden=64, heads=4)
+    with pytest.raises(ValueError, match="dense counterpart"):
+        build_model(
+            TrainConfig(**shape, layout_from=folders["phimoe"]), vocab_size=300, eos_token_id=0
+        )
+    with pytest.raises(ValueError, match="position table"):  # GPT-2's 24 positions
+        build_model(
+            TrainConfig(**shape, seq_len=32, layout_from=folders["gpt2"]),
+            vocab_size=300,
+            eos_token_id=0,
+        )
+    with pytest.raises(ValueError, match="not a model"):
+        build_model(TrainConfig(**shape, layout_from=tmp_path), vocab_size=300, eos_token_id=0)
+
+
+def test_only_a_plain_llama_keeps_the_default_student(tmp_path):
+    from explorer.train_config import DEFAULT_TOKENIZER_DIR
+    from explorer.train_student import needs_own_layout
+
+    folders = _layout_folders(tmp_path)
+    assert not needs_own_layout(DEFAULT_TOKENIZER_DIR.parent / "target")  # the zoo's target
+    assert needs_own_layout(folders["qwen2"]) and needs_own_layout(folders["llama-untied"])
+
+
+def test_training_with_a_layout_saves_a_folder_of_that_class(tiny, capsys):
+    from transformers import AutoModelForCausalLM, Gemma3Config, Gemma3ForConditionalGeneration
+
+    target = tiny["root"] / "gemma3-layout"  # an image-text target: the draft is its text model
+    Gemma3ForConditionalGeneration(Gemma3Config(
+        text_config=dict(num_hidden_layers=1, hidden_size=32, intermediate_size=64,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                         vocab_size=300, model_type="gemma3_text"),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=28, patch_size=14),
+    )).save_pretrained(target)  # fmt: skip
+    out = tiny["root"] / "gemma3-student"
+    argv = ["train", "--out", str(out), "--tokens", str(4 * 32 * 2), "--layers", "2"]
+    argv += ["--hidden", "32", "--heads", "2", "--seq-len", "32", "--batch-size", "4"]
+    argv += ["--tokenizer", str(tiny["tokenizer"]), "--corpus", str(tiny["corpus"])]
+    argv += ["--cache-dir", str(tiny["root"] / "cache"), "--layout", str(target)]
+    argv += ["--teacher", str(target), "--no-progress", "--json"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    meta = json.loads((out / "zoo_meta.json").read_text())
+    assert (meta["architecture"], meta["model_type"]) == ("Gemma3ForCausalLM", "gemma3_text")
+    model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True)
+    assert type(model).__name__ == "Gemma3ForCausalLM" and model.config.num_hidden_layers == 2
+    assert model.config.layer_types == ["sliding_attention"] * 2
+    assert meta["params"] == model.num_parameters()

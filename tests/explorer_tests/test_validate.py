@@ -186,3 +186,24 @@ def test_validate_creates_no_storage_for_a_missing_study(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and match in err and len(err.strip().splitlines()) == 1, (extra, err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_drafts_are_trained_in_the_targets_layout(tmp_path, monkeypatch):
+    # the search proposes drafts of the target's layout (DraftConfig.arch); validate trained
+    # each as a Llama whatever the target, so its measured draft was not the searched one
+    from transformers import Qwen2Config
+
+    import explorer.train
+    from explorer.space import DraftConfig
+    from explorer.validate_plan import REPO_ROOT, ValidationPlan
+    from explorer.validate_run import _train
+
+    Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, vocab_size=300).save_pretrained(tmp_path / "qwen2")  # fmt: skip
+    seen = []
+    monkeypatch.setattr(explorer.train, "train_model", lambda cfg, **_: seen.append(cfg))
+    draft = DraftConfig(depth=1, hidden=64, ffn=128, heads=2, kv_heads=1, gamma=2)
+    zoo = REPO_ROOT / "data" / "zoo" / "target"
+    for target in (tmp_path / "qwen2", zoo):
+        _train(ValidationPlan(token_budget=64, out_dir=tmp_path / "v", target_dir=target), draft)
+    assert [c.layout_from for c in seen] == [tmp_path / "qwen2", None]  # the zoo's: plain Llama
