@@ -232,11 +232,15 @@ def _load_hf_config(path: Path, *, trust_remote_code: bool = False) -> Any:
 _PER_LAYER_LISTS = ("layer_types", "no_rope_layers")
 
 
+def _cycle_per_layer_lists(config: Any, layers: int) -> None:
+    for name in _PER_LAYER_LISTS:
+        if getattr(config, name, None):
+            setattr(config, name, _cycle(list(getattr(config, name)), layers))
+
+
 def _apply_overrides(config: Any, overrides: Mapping[str, int]) -> None:
     if "layers" in overrides:
-        for name in _PER_LAYER_LISTS:
-            if getattr(config, name, None):
-                setattr(config, name, _cycle(list(getattr(config, name)), overrides["layers"]))
+        _cycle_per_layer_lists(config, overrides["layers"])
     for key, value in overrides.items():
         names = [n for n in _CONFIG_NAMES[key] if hasattr(config, n)]
         if not names:
@@ -441,9 +445,7 @@ def build_model(
         if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
             raise ValueError(f"`layers >= 1` must hold, but got {layers=}.")
         config.num_hidden_layers = layers
-        for name in _PER_LAYER_LISTS:
-            if getattr(config, name, None):
-                setattr(config, name, _cycle(list(getattr(config, name)), layers))
+        _cycle_per_layer_lists(config, layers)
     config.use_cache = True
     try:
         with torch.device(device), no_init_weights():
